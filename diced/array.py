@@ -1,0 +1,267 @@
+"""``DicedArray``: numpy-style reads and writes of one array at one version node.
+
+zarr does the indexing and the codecs. diced adds what zarr cannot: negative slice steps,
+numpy's casting rules for assigned values, errors from diced's tree, and a conflict-free
+read-modify-write of partial chunks (see :class:`~diced.zarr_store.NodeStore`).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import zarr
+from zarr.core.array import AsyncArray
+from zarr.storage import StorePath
+
+from diced.errors import (
+    ConflictError,
+    InvalidIndexError,
+    InvalidInputError,
+    LockedError,
+)
+from diced.versioning.node import ArrayInfo, NodeView
+from diced.zarr_store import ChunkConflict, NodeStore
+
+__all__ = ["ArrayDtype", "DicedArray"]
+
+_CONFLICT_RETRIES = 200
+
+
+class ArrayDtype(enum.Enum):
+    """The dtypes archived DICED offered; any numpy bool/int/uint/float dtype also works."""
+
+    uint8 = np.uint8
+    uint16 = np.uint16
+    uint32 = np.uint32
+    uint64 = np.uint64
+
+
+def _split_negative_steps(selection: Any, shape: Sequence[int]) -> tuple[Any, list[int]]:
+    """Rewrite slices with negative steps as positive ones; return axes to flip.
+
+    zarr accepts only positive steps; numpy's ``a[::-2]`` is the same elements as a
+    positive-step slice, reversed. Only basic selections (ints, slices, Ellipsis) are
+    rewritten; anything else is passed to zarr untouched.
+    """
+    sel = selection if isinstance(selection, tuple) else (selection,)
+    if not all(isinstance(s, (int, np.integer, slice)) or s is Ellipsis for s in sel):
+        return selection, []
+    if sum(s is Ellipsis for s in sel) > 1:
+        raise InvalidIndexError("an index can only have a single ellipsis ('...')")
+    if Ellipsis in sel:
+        i = sel.index(Ellipsis)
+        sel = sel[:i] + (slice(None),) * (len(shape) - len(sel) + 1) + sel[i + 1:]
+    if len(sel) > len(shape):
+        raise InvalidIndexError(
+            f"too many indices: the array has {len(shape)} dimensions but {len(sel)} were given"
+        )
+    out: list[Any] = []
+    flips: list[int] = []
+    axis = 0
+    for s, n in zip(sel, shape, strict=False):
+        if isinstance(s, slice) and s.step is not None and s.step < 0:
+            start, stop, step = s.indices(n)
+            count = len(range(start, stop, step))
+            last = start + step * (count - 1)
+            out.append(slice(last, start + 1, -step) if count else slice(0, 0))
+            flips.append(axis)
+        else:
+            out.append(s)
+        if isinstance(s, slice):
+            axis += 1
+    return tuple(out), flips
+
+
+def _as_dtype(value: Any, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """``value`` converted exactly as ``numpy_array[...] = value`` would convert it."""
+    try:
+        src = value if isinstance(value, np.ndarray) else np.asarray(value)
+        out = np.empty(src.shape, dtype=dtype)
+        out[...] = value
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise InvalidInputError(f"cannot store {value!r:.80} in an array of {dtype}: {exc}") \
+            from exc
+    return out
+
+
+class DicedArray:
+    """One array at one version node, read and written with numpy indexing.
+
+    Reads see the node as it is when they run (other processes' writes to an open node
+    included). Writes are durable when ``__setitem__`` returns; writes to a locked node or
+    through a read-only handle raise :class:`~diced.errors.LockedError`. Partial-chunk
+    writes racing with other writers are retried, so no update is lost.
+
+    Get instances from :meth:`DicedRepo.get_array` or :meth:`DicedRepo.create_array`.
+    """
+
+    def __init__(self, view: NodeView, info: ArrayInfo, *, readonly: bool = False) -> None:
+        self._view = view
+        self._readonly = readonly or view.locked
+        self._bind(info)
+
+    def _bind(self, info: ArrayInfo) -> None:
+        self._info = info
+        store = NodeStore(self._view, read_only=self._readonly)
+        store.pin(info)
+        self._zarr = zarr.Array(AsyncArray(dict(info.zarr), StorePath(store, info.name)))
+
+    def __repr__(self) -> str:
+        state = "locked" if self.locked else "open"
+        return (f"<DicedArray {self.name!r} shape={self.shape} dtype={self.dtype} "
+                f"chunks={self.chunks} at {state} version {self._view.uuid[:8]}>")
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._zarr.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self._zarr.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._zarr.ndim
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return self._zarr.chunks
+
+    @property
+    def locked(self) -> bool:
+        """True when this handle cannot write (locked node or read-only handle)."""
+        return self._readonly
+
+    @property
+    def numdims(self) -> int:
+        """DICED's name for :attr:`ndim`."""
+        return self.ndim
+
+    @property
+    def islabel3D(self) -> bool:  # noqa: N802 - DICED's name
+        """Whether the array was created as a 3-D label volume (for the viewer)."""
+        return bool(self._zarr.attrs.get("diced", {}).get("islabel3D", False))
+
+    @property
+    def unbounded(self) -> bool:
+        """Whether the array was created without a shape (2³¹−1 per axis, sparse)."""
+        return bool(self._zarr.attrs.get("diced", {}).get("unbounded", False))
+
+    @property
+    def zarr(self) -> zarr.Array:
+        """The underlying zarr array (read-only when this handle is)."""
+        return self._zarr
+
+    def get_numdims(self) -> int:
+        """Number of dimensions (DICED API)."""
+        return self.ndim
+
+    def get_extents(self) -> tuple[slice, ...]:
+        """Chunk-aligned bounding box of the data written along this version's history.
+
+        One ``slice`` per axis, in voxels, aligned to chunk boundaries (DICED's
+        behaviour); ``slice(0, 0)`` on every axis when nothing was written.
+        """
+        extents = self._view.extents(self._info)
+        if extents is None:
+            return (slice(0, 0),) * self.ndim
+        return tuple(slice(lo * c, hi * c) for (lo, hi), c in zip(extents, self.chunks,
+                                                                   strict=True))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> npt.NDArray[Any]:
+        if self.unbounded:
+            raise InvalidInputError(
+                f"array {self.name!r} is unbounded; read a region such as "
+                f"arr[arr.get_extents()] instead of the whole array"
+            )
+        data = self[...]
+        return data if dtype is None else data.astype(dtype)
+
+    # -- reads and writes -------------------------------------------------------------------
+
+    def __getitem__(self, selection: Any) -> Any:
+        sel, flips = _split_negative_steps(selection, self.shape)
+        try:
+            result = self._zarr[sel]
+        except IndexError as exc:
+            raise InvalidIndexError(f"bad index {selection!r} for shape {self.shape}: {exc}") \
+                from exc
+        except (TypeError, ValueError) as exc:
+            raise InvalidIndexError(f"unsupported index {selection!r}: {exc}") from exc
+        return np.flip(result, flips) if flips else result
+
+    def __setitem__(self, selection: Any, value: Any) -> None:
+        if self._readonly:
+            raise LockedError(
+                f"array {self.name!r} is read-only here (locked version {self._view.uuid} or a "
+                "read-only handle): create a branch and write there"
+            )
+        sel, flips = _split_negative_steps(selection, self.shape)
+        data = _as_dtype(value, self.dtype)
+        if flips:
+            data = np.flip(np.broadcast_to(data, self._selection_shape(sel)), flips)
+        self._view.guarded(lambda: self._write(sel, data))
+
+    def _selection_shape(self, sel: Any) -> tuple[int, ...]:
+        shape = []
+        for s, n in zip(sel, self.shape, strict=False):
+            if isinstance(s, slice):
+                shape.append(len(range(*s.indices(n))))
+        shape.extend(self.shape[len(sel):])
+        return tuple(shape)
+
+    def _write(self, sel: Any, data: npt.NDArray[Any]) -> None:
+        for attempt in range(_CONFLICT_RETRIES):
+            store = NodeStore(self._view, session=True)
+            store.pin(self._info)
+            writer = zarr.Array(AsyncArray(dict(self._info.zarr), StorePath(store, self.name)))
+            try:
+                writer[sel] = data
+                return
+            except ChunkConflict:
+                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+            except IndexError as exc:
+                raise InvalidIndexError(f"bad index {sel!r} for shape {self.shape}: {exc}") \
+                    from exc
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"cannot write at {sel!r}: {exc}") from exc
+        raise ConflictError(
+            f"array {self.name!r}: the same chunks kept changing under concurrent writers "
+            f"({_CONFLICT_RETRIES} attempts); try again"
+        )
+
+    def resize(self, *shape: int | Sequence[int]) -> None:
+        """Change the shape; chunks outside the new shape are dropped at this node."""
+        new_shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], Sequence) \
+            else tuple(shape)
+        if self._readonly:
+            raise LockedError(f"array {self.name!r} is read-only here; branch and resize there")
+        if len(new_shape) != self.ndim or any(not isinstance(n, (int, np.integer)) or n < 0
+                                              for n in new_shape):
+            raise InvalidInputError(
+                f"resize needs {self.ndim} non-negative integers, got {new_shape!r}"
+            )
+
+        def resize() -> None:
+            store = NodeStore(self._view)
+            store.pin(self._info)
+            writer = zarr.Array(AsyncArray(dict(self._info.zarr), StorePath(store, self.name)))
+            writer.resize(tuple(int(n) for n in new_shape))
+
+        self._view.guarded(resize)
+        self._bind(self._view.array(self.name))

@@ -1,0 +1,105 @@
+"""The object-store contract every diced backend implements.
+
+diced keeps everything in a flat namespace of keys (``/``-separated, relative, no ``..``)
+mapped to immutable-while-read byte strings. Seven primitives are enough for versioning:
+plain get / ranged get / put / delete / list, plus two conditional writes, put-if-absent and
+compare-and-swap, that make concurrent writers safe. The conditional writes map directly
+onto GCS generation preconditions (``ifGenerationMatch=0`` and ``=N``) and S3
+``If-None-Match: *`` / ``If-Match: etag``.
+
+Backends raise :class:`diced.errors.StorageError` for I/O failures and never return partial
+data: every write is all-or-nothing from a reader's point of view.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+from diced.errors import InvalidInputError
+
+__all__ = ["ObjectStore", "check_key"]
+
+_BAD_KEY = re.compile(r"(^/)|(//)|(^|/)\.\.?(/|$)|[\x00\\]")
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` unchanged if it is a valid relative object key, else raise.
+
+    Raises
+    ------
+    InvalidInputError
+        The key is empty, absolute, contains ``..``/``.`` segments, ``//``, NUL or ``\\``.
+    """
+    if not key or _BAD_KEY.search(key) or key.endswith("/"):
+        raise InvalidInputError(f"invalid object key {key!r}: keys are relative '/'-paths")
+    return key
+
+
+class ObjectStore(ABC):
+    """A flat key → bytes store with atomic single-object writes.
+
+    Capabilities are class attributes so callers can branch on them.
+    """
+
+    #: put_if_absent and compare_and_swap are atomic against every other writer, in any
+    #: process or machine, not a check followed by a write.
+    atomic_conditional_writes: bool = True
+    #: The backend accepts writes at all.
+    writable: bool = True
+
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """Return the whole object, or ``None`` when no object has that key.
+
+        A concurrent put is seen entirely or not at all, never torn.
+        """
+
+    @abstractmethod
+    def get_range(self, key: str, start: int, length: int) -> bytes | None:
+        """Return ``length`` bytes from offset ``start`` (fewer at the end of the object).
+
+        ``None`` when the key is missing; ``b""`` when ``start`` is at or past the end or
+        ``length`` is 0.
+        """
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Create or replace the object atomically: readers see the old or new bytes.
+
+        Linearizable with :meth:`compare_and_swap` on the same key.
+        """
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create the object only if no object has that key; atomic.
+
+        Returns ``True`` if this call created it, ``False`` if the key already existed
+        (its content is left unchanged). Exactly one of several racing callers wins.
+        """
+
+    @abstractmethod
+    def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
+        """Replace the object with ``new`` only if its current content equals ``expected``.
+
+        Atomic: between the comparison and the replacement no other write to the key can
+        land. Returns ``False`` (and writes nothing) when the current content differs or
+        the key is missing. Comparing content rather than an opaque version makes a
+        retried call after a lost response safe: a caller that sees ``False`` re-reads
+        and finds its own ``new`` there.
+        """
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error. Atomic."""
+
+    @abstractmethod
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        """Yield every key that starts with ``prefix`` (a plain string prefix), any order.
+
+        Objects created or deleted during the iteration may or may not be included.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release handles; the store must not be used afterwards."""

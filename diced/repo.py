@@ -1,0 +1,339 @@
+"""``DicedRepo``: one repository, positioned at one version node (the current version)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+from zarr.core.buffer import default_buffer_prototype
+from zarr.storage import MemoryStore
+
+from diced.array import ArrayDtype, DicedArray
+from diced.codecs import jpeg_codec
+from diced.errors import InvalidInputError, LockedError
+from diced.versioning.graph import VersionGraph
+from diced.versioning.node import NodeView
+from diced.versioning.records import NodeRecord, RepoRecord
+from diced.zarr_store import NodeStore
+
+if TYPE_CHECKING:
+    from diced.store import DicedStore
+
+__all__ = ["DEFAULT_CHUNKS", "UNBOUNDED", "DicedRepo", "NodeInfo"]
+
+#: Axis length of an array created without a shape (DICED's unbounded volumes).
+UNBOUNDED = 2**31 - 1
+#: Default chunk shapes by number of dimensions (other ndims get ~256 Ki elements).
+DEFAULT_CHUNKS = {1: (262144,), 2: (512, 512), 3: (64, 64, 64)}
+_ARRAY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A version node as listed by :meth:`DicedRepo.list_nodes` (the DAG for viewers)."""
+
+    uuid: str
+    parents: tuple[str, ...]
+    children: tuple[str, ...]
+    branch: str
+    note: str
+    locked: bool
+    created: str
+    locked_at: str | None
+    lock_message: str
+    is_branch_leaf: bool
+
+
+def _default_chunks(ndim: int) -> tuple[int, ...]:
+    return DEFAULT_CHUNKS.get(ndim, (max(1, round(262144 ** (1 / ndim))),) * ndim)
+
+
+def _zarr_metadata(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype[Any],
+                   attributes: dict[str, Any], lossy: bool) -> dict[str, Any]:
+    """zarr v3 ``zarr.json`` document for a new array, produced by zarr itself."""
+    scratch = MemoryStore()
+    codec_args: dict[str, Any] = (
+        {"serializer": jpeg_codec(), "compressors": None} if lossy
+        else {"compressors": ZstdCodec(level=1)}
+    )
+    array = zarr.create_array(scratch, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
+                              attributes=attributes, **codec_args)
+    buffer = array.metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"]
+    meta: dict[str, Any] = json.loads(buffer.to_bytes())
+    return meta
+
+
+class DicedRepo:
+    """A repository of versioned arrays and files, at one *current* version node.
+
+    Writes (arrays, files) go to the current node, which must be open. Obtain instances
+    from :meth:`DicedStore.create_repo` or :meth:`DicedStore.open_repo`.
+
+    Attributes
+    ----------
+    name, repo_uuid
+        The repo's name and UUID.
+    readonly
+        This handle never writes (a store opened for reading public data, say).
+    """
+
+    def __init__(self, store: DicedStore, record: RepoRecord, node: str, *,
+                 readonly: bool = False) -> None:
+        self._store = store
+        self._record = record
+        self._graph = VersionGraph(store.backend, record.uuid)
+        self.readonly = readonly
+        self._view = self._open_view(node)
+
+    def __repr__(self) -> str:
+        return f"<DicedRepo {self.name!r} at {self.uuid} ({'locked' if self.locked else 'open'})>"
+
+    def _open_view(self, uuid: str) -> NodeView:
+        record = self._graph.node(uuid)
+        return NodeView.open(self._store.backend, record, self._store.page_cache,
+                             self._graph.node)
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def repo_uuid(self) -> str:
+        return self._record.uuid
+
+    @property
+    def description(self) -> str:
+        return self._record.description
+
+    @property
+    def uuid(self) -> str:
+        """Full UUID of the current version node."""
+        return self._view.uuid
+
+    @property
+    def locked(self) -> bool:
+        """Whether the current node is locked (re-read from the store)."""
+        return self._graph.node(self.uuid).locked
+
+    def _writable_view(self) -> NodeView:
+        if self.readonly:
+            raise LockedError(f"repo {self.name!r} was opened read-only; open it with "
+                              "readonly=False to write")
+        return self._view
+
+    # -- versions ---------------------------------------------------------------------------
+
+    def get_current_version(self) -> str:
+        """Full UUID of the current version node."""
+        return self.uuid
+
+    def change_version(self, uuid: str) -> None:
+        """Make ``uuid`` (full UUID, unique prefix, ``uuid:branch`` or ``:branch``) current.
+
+        Raises
+        ------
+        NotFoundError
+            No such node in this repo.
+        InvalidInputError
+            An ambiguous prefix.
+        """
+        self._view = self._open_view(self._graph.resolve(uuid))
+
+    def lock_node(self, message: str) -> None:
+        """Lock the current node forever with commit ``message``.
+
+        Cost is proportional to the chunks written in this node, not to array size or
+        history. Raises :class:`LockedError` if it is already locked.
+        """
+        if not isinstance(message, str):
+            raise InvalidInputError(f"the lock message must be a string, not {message!r}")
+        view = self._writable_view()
+        if view.locked:
+            raise LockedError(f"version node {self.uuid} is already locked")
+        view.lock(message)
+        self._view = self._open_view(self.uuid)
+
+    def create_branch(self, message: str, name: str | None = None) -> str:
+        """Create an open child of the current (locked) node; return its UUID.
+
+        Without ``name`` the child continues the current node's branch (a node has at most
+        one such child); with a new ``name`` it starts that branch. The current version
+        does not change: call :meth:`change_version` with the returned UUID to write there.
+
+        Raises
+        ------
+        InvalidInputError
+            The current node is open (lock it first), or the name is invalid.
+        AlreadyExistsError
+            The branch name is taken, or the node already has a child on its branch.
+        """
+        if self.readonly:
+            raise LockedError(f"repo {self.name!r} was opened read-only")
+        if not isinstance(message, str):
+            raise InvalidInputError(f"the branch message must be a string, not {message!r}")
+        return self._graph.create_child(self._graph.node(self.uuid), message, name).uuid
+
+    def get_commit_log(self) -> list[tuple[str, str]]:
+        """``[(uuid, message), ...]`` from the root to the current node (oldest first).
+
+        The message of a locked node is its lock message; an open node reads
+        ``"(open node)"`` (as in DICED).
+        """
+        return [(r.uuid, r.lock_message if r.locked else "(open node)")
+                for r in self._graph.log(self.uuid)]
+
+    def list_nodes(self) -> list[NodeInfo]:
+        """Every node of the repo's version DAG, oldest first, with parents and children."""
+        dag = self._graph.nodes()
+        leaves = {}
+        for node in dag.values():
+            if not any(dag[c].record.branch == node.record.branch for c in node.children):
+                leaves[node.record.uuid] = True
+        return [
+            NodeInfo(uuid=n.record.uuid, parents=n.record.parents, children=n.children,
+                     branch=n.record.branch, note=n.record.note, locked=n.record.locked,
+                     created=n.record.created, locked_at=n.record.locked_at,
+                     lock_message=n.record.lock_message,
+                     is_branch_leaf=n.record.uuid in leaves)
+            for n in sorted(dag.values(), key=lambda n: n.record.created)
+        ]
+
+    def node_record(self, uuid: str | None = None) -> NodeRecord:
+        """The stored record of ``uuid`` (default: the current node)."""
+        return self._graph.node(self._graph.resolve(uuid) if uuid else self.uuid)
+
+    # -- arrays -----------------------------------------------------------------------------
+
+    def create_array(self, name: str, dtype: ArrayDtype | Any, dims: int = 3,
+                     shape: Sequence[int] | None = None, chunks: Sequence[int] | None = None,
+                     islabel3D: bool = False,  # noqa: N803 - DICED's name
+                     lossycompression: bool = False) -> DicedArray:
+        """Create an array at the current (open) node and return it.
+
+        Parameters
+        ----------
+        name
+            Letters, digits, ``_ . -`` (not starting with ``.`` or ``-``), unique here.
+        dtype
+            An :class:`ArrayDtype` or any numpy bool/int/uint/float dtype.
+        dims
+            Number of dimensions when ``shape`` is not given.
+        shape
+            Fixed shape; ``None`` makes an unbounded array (2³¹−1 per axis, sparse).
+        chunks
+            Chunk shape; default 64³ (3-D), 512² (2-D), 262144 (1-D).
+        islabel3D
+            Flag a 3-D uint64 label volume (the viewer colours its ids).
+        lossycompression
+            JPEG-compress a uint8 array (needs imagecodecs).
+
+        Raises
+        ------
+        InvalidInputError
+            Bad name, dtype, dims, shape, chunks or flag combination.
+        AlreadyExistsError
+            An array of that name exists at this node.
+        LockedError
+            The current node is locked.
+        """
+        view = self._writable_view()
+        if not isinstance(name, str) or not _ARRAY_NAME.match(name):
+            raise InvalidInputError(
+                f"invalid array name {name!r}: use letters, digits, '_', '.', '-' (up to 200, "
+                "not starting with '.' or '-')"
+            )
+        np_dtype = _parse_dtype(dtype)
+        if shape is not None:
+            shape = tuple(int(n) for n in shape)
+            if dims not in (3, len(shape)):
+                raise InvalidInputError(f"dims={dims} disagrees with shape {shape}")
+            dims = len(shape)
+        if not isinstance(dims, int) or dims < 1:
+            raise InvalidInputError(f"dims must be an integer >= 1, got {dims!r}")
+        if shape is not None and any(n < 0 for n in shape):
+            raise InvalidInputError(f"shape must be non-negative, got {shape}")
+        chunk_shape = _default_chunks(dims) if chunks is None else tuple(int(c) for c in chunks)
+        if len(chunk_shape) != dims or any(c < 1 for c in chunk_shape):
+            raise InvalidInputError(f"chunks must be {dims} positive integers, got {chunks!r}")
+        if islabel3D and (dims != 3 or np_dtype != np.uint64):
+            raise InvalidInputError("islabel3D=True needs a 3-D uint64 array (ArrayDtype.uint64)")
+        if lossycompression and np_dtype != np.uint8:
+            raise InvalidInputError("lossycompression=True (JPEG) needs a uint8 array")
+        attributes = {"diced": {"islabel3D": bool(islabel3D), "unbounded": shape is None,
+                                "lossycompression": bool(lossycompression)}}
+        meta = _zarr_metadata(shape if shape is not None else (UNBOUNDED,) * dims,
+                              chunk_shape, np_dtype, attributes, lossycompression)
+        info = view.create_array(name, meta)
+        return DicedArray(view, info, readonly=self.readonly)
+
+    def get_array(self, name: str) -> DicedArray:
+        """The array ``name`` at the current node; :class:`NotFoundError` if absent."""
+        return DicedArray(self._view, self._view.array(name), readonly=self.readonly)
+
+    def list_instances(self) -> list[tuple[str, ArrayDtype | np.dtype[Any]]]:
+        """``[(name, dtype), ...]`` of the arrays at the current node, sorted by name.
+
+        The dtype is an :class:`ArrayDtype` member where one matches (DICED behaviour),
+        else the numpy dtype.
+        """
+        out: list[tuple[str, ArrayDtype | np.dtype[Any]]] = []
+        for name, info in self._view.arrays().items():
+            np_dtype = np.dtype(info.zarr["data_type"])
+            match = [m for m in ArrayDtype if np.dtype(m.value) == np_dtype]
+            out.append((name, match[0] if match else np_dtype))
+        return out
+
+    def delete_array(self, name: str) -> None:
+        """Delete array ``name`` at the current (open) node; ancestors keep it."""
+        self._writable_view().delete_array(name)
+
+    def zarr_store(self) -> NodeStore:
+        """A zarr v3 Store of the current node (read-only when locked or readonly)."""
+        return NodeStore(self._view, read_only=self.readonly)
+
+    # -- files ------------------------------------------------------------------------------
+
+    def upload_filedata(self, name: str, data: bytes | str) -> None:
+        """Store file ``name`` (``str`` is UTF-8 encoded) at the current open node."""
+        _check_file_name(name)
+        if isinstance(data, str):
+            data = data.encode()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidInputError(f"file data must be bytes or str, not {type(data).__name__}")
+        self._writable_view().write_file(name, bytes(data))
+
+    def download_filedata(self, name: str) -> bytes:
+        """The bytes of file ``name`` at the current node; :class:`NotFoundError` if absent."""
+        return self._view.read_file(_check_file_name(name))
+
+    def list_files(self) -> list[str]:
+        """Names of the files at the current node, sorted."""
+        return sorted(self._view.files())
+
+    def delete_file(self, name: str) -> None:
+        """Delete file ``name`` at the current open node; ancestors keep it."""
+        self._writable_view().delete_file(_check_file_name(name))
+
+
+def _check_file_name(name: str) -> str:
+    if not isinstance(name, str) or not name or "\x00" in name or len(name) > 1024:
+        raise InvalidInputError(f"invalid file name {name!r}: use 1-1024 characters, no NUL")
+    return name
+
+
+def _parse_dtype(dtype: Any) -> np.dtype[Any]:
+    try:
+        np_dtype = np.dtype(dtype.value if isinstance(dtype, ArrayDtype) else dtype)
+    except TypeError as exc:
+        raise InvalidInputError(f"unknown dtype {dtype!r}: {exc}") from exc
+    if np_dtype.kind not in "biuf" or np_dtype.byteorder == ">":
+        raise InvalidInputError(
+            f"dtype {np_dtype} is not supported: use a bool, int, uint or float dtype"
+        )
+    return np_dtype

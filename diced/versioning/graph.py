@@ -1,0 +1,217 @@
+"""The version DAG of one repo: node records, branch claims, lookups and the log.
+
+Nodes are created in two steps: the node record is written create-only, then a *claim*
+is written create-only to attach it to the DAG. A node whose claim does not name it (a
+racer that lost, or a process killed between the two writes) is not part of the DAG.
+The claim of a node is:
+
+* ``branches/<branch>`` for the first node of a branch (the repo root starts ``master``),
+  which makes branch names unique in a repo;
+* ``next/<parent>/<branch>`` for a child continuing its parent's branch, which makes every
+  branch a single chain (its leaf is found by following these claims).
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from dataclasses import dataclass
+
+from diced.backends import ObjectStore
+from diced.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from diced.versioning import keys
+from diced.versioning.records import NodeRecord, now
+
+__all__ = ["DEFAULT_BRANCH", "DagNode", "VersionGraph", "new_uuid", "validate_branch_name"]
+
+DEFAULT_BRANCH = "master"
+
+
+def new_uuid() -> str:
+    """A fresh node or repo UUID: 32 lowercase hex digits."""
+    return uuidlib.uuid4().hex
+
+
+def validate_branch_name(name: str) -> str:
+    """Return ``name`` if it can name a branch, else raise :class:`InvalidInputError`."""
+    if not isinstance(name, str) or not name or ":" in name or len(name) > 200 \
+            or not name.isprintable():
+        raise InvalidInputError(
+            f"invalid branch name {name!r}: use 1-200 printable characters without ':'"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class DagNode:
+    """A node of the DAG listing: its record plus the UUIDs of its children."""
+
+    record: NodeRecord
+    children: tuple[str, ...]
+
+
+class VersionGraph:
+    """Lookups and updates of one repo's version DAG.
+
+    Records of nodes known to be attached are cached: attachment is permanent, and the
+    only later change to a record (locking) is re-read by :meth:`node` on request.
+    """
+
+    def __init__(self, backend: ObjectStore, repo: str) -> None:
+        self.backend = backend
+        self.repo = repo
+        self._attached: set[str] = set()
+
+    # -- records and attachment -------------------------------------------------------------
+
+    def _read_record(self, uuid: str) -> NodeRecord | None:
+        data = self.backend.get(keys.node_record(self.repo, uuid))
+        return None if data is None else NodeRecord.from_bytes(data)
+
+    def _claim_key(self, record: NodeRecord, parent: NodeRecord | None) -> str:
+        if parent is None or parent.branch != record.branch:
+            return keys.branch_claim(self.repo, record.branch)
+        return keys.next_claim(self.repo, parent.uuid, record.branch)
+
+    def _is_attached(self, record: NodeRecord, parent: NodeRecord | None) -> bool:
+        if record.uuid in self._attached:
+            return True
+        claim = self.backend.get(self._claim_key(record, parent))
+        if claim is not None and claim.decode() == record.uuid:
+            self._attached.add(record.uuid)
+            return True
+        return False
+
+    def node(self, uuid: str) -> NodeRecord:
+        """The current record of node ``uuid`` (full UUID); :class:`NotFoundError` if absent."""
+        record = self._read_record(uuid) if len(uuid) == 32 else None
+        if record is not None and uuid not in self._attached:
+            parent = self._read_record(record.parents[0]) if record.parents else None
+            if not self._is_attached(record, parent):
+                record = None
+        if record is None:
+            raise NotFoundError(f"no version node {uuid!r} in repo {self.repo}")
+        return record
+
+    def nodes(self) -> dict[str, DagNode]:
+        """Every attached node with its children (the whole DAG), by UUID."""
+        prefix = keys.node_records_prefix(self.repo)
+        records = {}
+        for key in self.backend.list_prefix(prefix):
+            data = self.backend.get(key)
+            if data is not None:
+                record = NodeRecord.from_bytes(data)
+                records[record.uuid] = record
+        attached = {
+            u: r for u, r in records.items()
+            if self._is_attached(r, records.get(r.parents[0]) if r.parents else None)
+        }
+        children: dict[str, list[str]] = {u: [] for u in attached}
+        for record in sorted(attached.values(), key=lambda r: r.created):
+            for p in record.parents:
+                if p in children:
+                    children[p].append(record.uuid)
+        return {u: DagNode(r, tuple(children[u])) for u, r in attached.items()}
+
+    # -- addressing -------------------------------------------------------------------------
+
+    def resolve(self, ref: str) -> str:
+        """Full UUID for ``ref``: a full UUID, a unique prefix, ``uuid:branch`` or ``:branch``.
+
+        ``uuid:branch`` and ``:branch`` name the leaf (newest node) of that branch.
+
+        Raises
+        ------
+        NotFoundError
+            No node matches, or the branch does not exist.
+        InvalidInputError
+            The prefix matches several nodes, or ``ref`` is not a string.
+        """
+        if not isinstance(ref, str) or not ref:
+            raise InvalidInputError(f"a version must be a non-empty UUID string, not {ref!r}")
+        if ":" in ref:
+            prefix, branch = ref.split(":", 1)
+            if prefix:
+                self.resolve(prefix)
+            return self.branch_leaf(branch)
+        ref = ref.lower()
+        if len(ref) == 32:
+            return self.node(ref).uuid
+        matches = [u for u in self.nodes() if u.startswith(ref)]
+        if not matches:
+            raise NotFoundError(f"no version node starts with {ref!r} in repo {self.repo}")
+        if len(matches) > 1:
+            raise InvalidInputError(
+                f"version prefix {ref!r} is ambiguous ({len(matches)} nodes match: "
+                f"{', '.join(sorted(matches)[:4])}...); give more digits"
+            )
+        return matches[0]
+
+    def branch_leaf(self, branch: str) -> str:
+        """UUID of the newest node of ``branch``."""
+        hint = self.backend.get(keys.branch_head(self.repo, branch))
+        start = self.backend.get(keys.branch_claim(self.repo, branch))
+        if start is None:
+            raise NotFoundError(f"no branch named {branch!r} in repo {self.repo}")
+        current = (hint or start).decode()
+        while True:
+            successor = self.backend.get(keys.next_claim(self.repo, current, branch))
+            if successor is None:
+                return current
+            current = successor.decode()
+
+    def log(self, uuid: str) -> list[NodeRecord]:
+        """Records from the root to ``uuid`` along first parents (oldest first)."""
+        chain = [self.node(uuid)]
+        while chain[-1].parents:
+            chain.append(self.node(chain[-1].parents[0]))
+        return chain[::-1]
+
+    # -- updates ----------------------------------------------------------------------------
+
+    def create_root(self) -> NodeRecord:
+        """Create and attach the root node of a new repo (on branch ``master``)."""
+        record = NodeRecord(uuid=new_uuid(), repo=self.repo, parents=(), branch=DEFAULT_BRANCH,
+                            note="root", created=now())
+        self.backend.put_if_absent(keys.node_record(self.repo, record.uuid), record.to_bytes())
+        self.backend.put_if_absent(keys.branch_claim(self.repo, DEFAULT_BRANCH),
+                                   record.uuid.encode())
+        self._attached.add(record.uuid)
+        return record
+
+    def create_child(self, parent: NodeRecord, note: str, branch: str | None) -> NodeRecord:
+        """Create and attach an open child of locked ``parent``.
+
+        ``branch=None`` (or the parent's branch name) continues the parent's branch; any
+        other name starts a new branch, which must not exist yet in this repo.
+
+        Raises
+        ------
+        InvalidInputError
+            ``parent`` is not locked, or the branch name is invalid.
+        AlreadyExistsError
+            The branch name is taken, or the parent already has a child continuing its
+            branch (give a new branch name).
+        """
+        if not parent.locked:
+            raise InvalidInputError(
+                f"version node {parent.uuid} is open: lock it with lock_node(message) before "
+                "creating a branch from it"
+            )
+        name = parent.branch if branch is None else validate_branch_name(branch)
+        record = NodeRecord(uuid=new_uuid(), repo=self.repo, parents=(parent.uuid,),
+                            branch=name, note=note, created=now())
+        self.backend.put_if_absent(keys.node_record(self.repo, record.uuid), record.to_bytes())
+        claim = self._claim_key(record, parent)
+        if not self.backend.put_if_absent(claim, record.uuid.encode()):
+            self.backend.delete(keys.node_record(self.repo, record.uuid))
+            if name == parent.branch:
+                raise AlreadyExistsError(
+                    f"version node {parent.uuid} already has a child on branch {name!r}; "
+                    "pass a new branch name to create_branch(message, name=...)"
+                )
+            raise AlreadyExistsError(
+                f"a branch named {name!r} already exists in this repo; choose another name"
+            )
+        self._attached.add(record.uuid)
+        self.backend.put(keys.branch_head(self.repo, name), record.uuid.encode())
+        return record

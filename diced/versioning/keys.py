@@ -1,0 +1,130 @@
+"""The key layout of a diced store; every object key is built here and nowhere else.
+
+See ``docs/format.md`` for what each object holds, who writes it and when.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+__all__ = [
+    "STORE_HEADER",
+    "array_entry",
+    "array_entries_prefix",
+    "blob",
+    "branch_claim",
+    "branch_head",
+    "chunk_pointer",
+    "chunk_pointers_prefix",
+    "decode_name",
+    "encode_name",
+    "file_pointer",
+    "file_pointers_prefix",
+    "manifest",
+    "next_claim",
+    "node_record",
+    "node_records_prefix",
+    "open_node_prefix",
+    "page",
+    "repo_name",
+    "repo_names_prefix",
+    "repo_prefix",
+    "repo_record",
+]
+
+STORE_HEADER = "diced.json"
+
+
+def encode_name(name: str) -> str:
+    """Encode a user-chosen name (may hold ``/``) as one key segment, reversibly."""
+    return quote(name, safe="")
+
+
+def decode_name(segment: str) -> str:
+    """Invert :func:`encode_name`."""
+    return unquote(segment)
+
+
+def repo_name(name: str) -> str:
+    """Create-only claim of a repo name; holds the repo UUID."""
+    return f"names/{encode_name(name)}"
+
+
+def repo_names_prefix() -> str:
+    return "names/"
+
+
+def repo_prefix(repo: str) -> str:
+    """Everything a repo owns lives below this prefix."""
+    return f"repos/{repo}/"
+
+
+def repo_record(repo: str) -> str:
+    return f"repos/{repo}/repo.json"
+
+
+def node_record(repo: str, node: str) -> str:
+    return f"repos/{repo}/nodes/{node}.json"
+
+
+def node_records_prefix(repo: str) -> str:
+    return f"repos/{repo}/nodes/"
+
+
+def branch_claim(repo: str, branch: str) -> str:
+    """Create-only claim naming the first node of ``branch`` (branch names are unique)."""
+    return f"repos/{repo}/branches/{encode_name(branch)}"
+
+
+def branch_head(repo: str, branch: str) -> str:
+    """Best-effort hint: a recent node of ``branch``; the leaf is found by following claims."""
+    return f"repos/{repo}/heads/{encode_name(branch)}"
+
+
+def next_claim(repo: str, parent: str, branch: str) -> str:
+    """Create-only claim naming the one child of ``parent`` that continues ``branch``."""
+    return f"repos/{repo}/next/{parent}/{encode_name(branch)}"
+
+
+def open_node_prefix(repo: str, node: str) -> str:
+    """Mutable state of an open node (array entries, chunk and file pointers)."""
+    return f"repos/{repo}/open/{node}/"
+
+
+def array_entry(repo: str, node: str, name: str) -> str:
+    return f"repos/{repo}/open/{node}/arrays/{name}"
+
+
+def array_entries_prefix(repo: str, node: str) -> str:
+    return f"repos/{repo}/open/{node}/arrays/"
+
+
+def chunk_pointer(repo: str, node: str, array_id: str, chunk: str) -> str:
+    return f"repos/{repo}/open/{node}/chunks/{array_id}/{chunk}"
+
+
+def chunk_pointers_prefix(repo: str, node: str, array_id: str) -> str:
+    return f"repos/{repo}/open/{node}/chunks/{array_id}/"
+
+
+def file_pointer(repo: str, node: str, name: str) -> str:
+    return f"repos/{repo}/open/{node}/files/{encode_name(name)}"
+
+
+def file_pointers_prefix(repo: str, node: str) -> str:
+    return f"repos/{repo}/open/{node}/files/"
+
+
+def blob(repo: str, hexdigest: str) -> str:
+    """Immutable, content-addressed bytes of a chunk or a file."""
+    return f"repos/{repo}/blobs/{hexdigest[:2]}/{hexdigest[2:]}"
+
+
+def page(repo: str, hexdigest: str) -> str:
+    """Immutable, content-addressed chunk-index page."""
+    return f"repos/{repo}/pages/{hexdigest[:2]}/{hexdigest[2:]}"
+
+
+def manifest(repo: str, hexdigest: str) -> str:
+    """Immutable, content-addressed manifest of a locked node."""
+    return f"repos/{repo}/manifests/{hexdigest}.json"
