@@ -8,7 +8,9 @@ onto GCS generation preconditions (``ifGenerationMatch=0`` and ``=N``) and S3
 ``If-None-Match: *`` / ``If-Match: etag``.
 
 Backends raise :class:`diced.errors.StorageError` for I/O failures and never return partial
-data: every write is all-or-nothing from a reader's point of view.
+data: every write is all-or-nothing from a reader's point of view. A key must not be a
+``/``-prefix of another key (``a`` and ``a/b`` cannot both exist): filesystems cannot hold
+both, and diced's key layout never needs it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from diced.errors import InvalidInputError
 
 __all__ = ["ObjectStore", "check_key"]
 
-_BAD_KEY = re.compile(r"(^/)|(//)|(^|/)\.\.?(/|$)|[\x00\\]")
+# Absolute keys, empty or dot segments, NUL, backslash, and a leading dot (which backends
+# reserve for private bookkeeping) are refused.
+_BAD_KEY = re.compile(r"(^[/.])|(//)|(/\.\.?(/|$))|[\x00\\]")
 
 
 def check_key(key: str) -> str:

@@ -164,7 +164,11 @@ class LocalObjectStore(ObjectStore):
         # docstring inherited
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         top = os.path.join(self.root, base) if base else self.root
-        for dirpath, dirnames, filenames in os.walk(top):
+        def fail(exc: OSError) -> None:
+            if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                raise StorageError(f"cannot list {prefix!r} in {self.root!r}: {exc}") from exc
+
+        for dirpath, dirnames, filenames in os.walk(top, onerror=fail):
             rel = os.path.relpath(dirpath, self.root)
             rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
             if not rel:

@@ -9,6 +9,7 @@ from typing import ClassVar
 from fsspec.implementations.memory import MemoryFileSystem
 
 from diced.backends._base import ObjectStore, check_key
+from diced.errors import StorageError
 
 __all__ = ["MemoryObjectStore"]
 
@@ -34,6 +35,12 @@ class MemoryObjectStore(ObjectStore):
     def _path(self, key: str) -> str:
         return f"{self.root}/{check_key(key)}".replace("//", "/")
 
+    def _pipe(self, path: str, data: bytes) -> None:
+        try:
+            self.fs.pipe_file(path, bytes(data))
+        except OSError as exc:
+            raise StorageError(f"cannot write {path!r} in memory: {exc}") from exc
+
     def get(self, key: str) -> bytes | None:
         # docstring inherited
         try:
@@ -50,15 +57,15 @@ class MemoryObjectStore(ObjectStore):
         # docstring inherited
         path = self._path(key)
         with self._lock:
-            self.fs.pipe_file(path, bytes(data))
+            self._pipe(path, data)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         # docstring inherited
         path = self._path(key)
         with self._lock:
-            if self.fs.exists(path):
+            if self.fs.isfile(path):
                 return False
-            self.fs.pipe_file(path, bytes(data))
+            self._pipe(path, data)
             return True
 
     def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
@@ -67,7 +74,7 @@ class MemoryObjectStore(ObjectStore):
         with self._lock:
             if self.get(key) != expected:
                 return False
-            self.fs.pipe_file(path, bytes(new))
+            self._pipe(path, new)
             return True
 
     def delete(self, key: str) -> None:

@@ -1,0 +1,10 @@
+"""Test kits that ship with diced, for diced's own tests and for third-party backends.
+
+Importing this package needs pytest (the ``test`` extra); diced itself never imports it.
+"""
+
+from __future__ import annotations
+
+from diced.testing.backend import ObjectStoreTests
+
+__all__ = ["ObjectStoreTests"]
