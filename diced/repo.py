@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import BloscCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
@@ -25,7 +25,7 @@ from diced.zarr_store import NodeStore
 if TYPE_CHECKING:
     from diced.store import DicedStore
 
-__all__ = ["DEFAULT_CHUNKS", "UNBOUNDED", "DicedRepo", "NodeInfo"]
+__all__ = ["DEFAULT_CHUNKS", "UNBOUNDED", "DicedRepo", "NodeInfo", "default_compressor"]
 
 #: Axis length of an array created without a shape (DICED's unbounded volumes).
 UNBOUNDED = 2**31 - 1
@@ -54,13 +54,22 @@ def _default_chunks(ndim: int) -> tuple[int, ...]:
     return DEFAULT_CHUNKS.get(ndim, (max(1, round(262144 ** (1 / ndim))),) * ndim)
 
 
+def default_compressor() -> BloscCodec:
+    """diced's default compressor: blosc with zstd level 1 and byte shuffle.
+
+    Measured (docs/format.md): as small and as fast as plain zstd-1 on uint8 images,
+    twice as fast with a better ratio on uint16, and ~20× smaller on uint64 label volumes.
+    """
+    return BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
+
+
 def _zarr_metadata(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype[Any],
                    attributes: dict[str, Any], lossy: bool) -> dict[str, Any]:
     """zarr v3 ``zarr.json`` document for a new array, produced by zarr itself."""
     scratch = MemoryStore()
     codec_args: dict[str, Any] = (
         {"serializer": jpeg_codec(), "compressors": None} if lossy
-        else {"compressors": ZstdCodec(level=1)}
+        else {"compressors": default_compressor()}
     )
     array = zarr.create_array(scratch, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
                               attributes=attributes, **codec_args)
