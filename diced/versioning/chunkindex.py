@@ -154,6 +154,17 @@ class ChunkIndex:
             else:
                 yield from self._items(entry, level - 1, coords)
 
+    def pages(self, root: str | None, height: int) -> Iterator[bytes]:
+        """Yield the digest of every page of the tree (for garbage collection)."""
+        if root is None:
+            return
+        stack = [(bytes.fromhex(root), height - 1)]
+        while stack:
+            node, level = stack.pop()
+            yield node
+            if level > 0:
+                stack.extend((child, level - 1) for child in self._page(node).values())
+
     def update(self, root: str | None, height: int,
                changes: Mapping[Coords, bytes | None]) -> tuple[str | None, int]:
         """Apply ``changes`` (coords → new digest, or ``None`` to remove) to a tree.
