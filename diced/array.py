@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import zarr
 from zarr.core.array import AsyncArray
+from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import StorePath
 
 from diced.errors import (
@@ -108,9 +109,16 @@ class DicedArray:
 
     def _bind(self, info: ArrayInfo) -> None:
         self._info = info
-        store = NodeStore(self._view, read_only=self._readonly)
-        store.pin(info)
-        self._zarr = zarr.Array(AsyncArray(dict(info.zarr), StorePath(store, info.name)))
+        self._metadata = ArrayV3Metadata.from_dict(dict(info.zarr))
+        attrs = info.zarr.get("attributes", {}).get("diced", {})
+        self._islabel = bool(attrs.get("islabel3D", False))
+        self._unbounded = bool(attrs.get("unbounded", False))
+        self._zarr = self._open(NodeStore(self._view, read_only=self._readonly))
+
+    def _open(self, store: NodeStore) -> zarr.Array[Any]:
+        """A zarr array of this array's identity and metadata over ``store``."""
+        store.pin(self._info)
+        return zarr.Array(AsyncArray(self._metadata, StorePath(store, self.name)))
 
     def __repr__(self) -> str:
         state = "locked" if self.locked else "open"
@@ -150,17 +158,17 @@ class DicedArray:
         return self.ndim
 
     @property
-    def islabel3D(self) -> bool:  # noqa: N802 - DICED's name
+    def islabel3D(self) -> bool:
         """Whether the array was created as a 3-D label volume (for the viewer)."""
-        return bool(self._zarr.attrs.get("diced", {}).get("islabel3D", False))
+        return self._islabel
 
     @property
     def unbounded(self) -> bool:
         """Whether the array was created without a shape (2³¹−1 per axis, sparse)."""
-        return bool(self._zarr.attrs.get("diced", {}).get("unbounded", False))
+        return self._unbounded
 
     @property
-    def zarr(self) -> zarr.Array:
+    def zarr(self) -> zarr.Array[Any]:
         """The underlying zarr array (read-only when this handle is)."""
         return self._zarr
 
@@ -189,7 +197,7 @@ class DicedArray:
                 f"array {self.name!r} is unbounded; read a region such as "
                 f"arr[arr.get_extents()] instead of the whole array"
             )
-        data = self[...]
+        data = np.asarray(self[...])
         return data if dtype is None else data.astype(dtype)
 
     # -- reads and writes -------------------------------------------------------------------
@@ -203,7 +211,7 @@ class DicedArray:
                 from exc
         except (TypeError, ValueError) as exc:
             raise InvalidIndexError(f"unsupported index {selection!r}: {exc}") from exc
-        return np.flip(result, flips) if flips else result
+        return np.flip(np.asarray(result), tuple(flips)) if flips else result
 
     def __setitem__(self, selection: Any, value: Any) -> None:
         if self._readonly:
@@ -214,7 +222,7 @@ class DicedArray:
         sel, flips = _split_negative_steps(selection, self.shape)
         data = _as_dtype(value, self.dtype)
         if flips:
-            data = np.flip(np.broadcast_to(data, self._selection_shape(sel)), flips)
+            data = np.flip(np.broadcast_to(data, self._selection_shape(sel)), tuple(flips))
         self._view.guarded(lambda: self._write(sel, data))
 
     def _selection_shape(self, sel: Any) -> tuple[int, ...]:
@@ -227,9 +235,7 @@ class DicedArray:
 
     def _write(self, sel: Any, data: npt.NDArray[Any]) -> None:
         for attempt in range(_CONFLICT_RETRIES):
-            store = NodeStore(self._view, session=True)
-            store.pin(self._info)
-            writer = zarr.Array(AsyncArray(dict(self._info.zarr), StorePath(store, self.name)))
+            writer = self._open(NodeStore(self._view, session=True))
             try:
                 writer[sel] = data
                 return
@@ -247,8 +253,8 @@ class DicedArray:
 
     def resize(self, *shape: int | Sequence[int]) -> None:
         """Change the shape; chunks outside the new shape are dropped at this node."""
-        new_shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], Sequence) \
-            else tuple(shape)
+        first = shape[0] if len(shape) == 1 else None
+        new_shape: tuple[Any, ...] = tuple(first) if isinstance(first, Sequence) else shape
         if self._readonly:
             raise LockedError(f"array {self.name!r} is read-only here; branch and resize there")
         if len(new_shape) != self.ndim or any(not isinstance(n, (int, np.integer)) or n < 0
@@ -258,10 +264,7 @@ class DicedArray:
             )
 
         def resize() -> None:
-            store = NodeStore(self._view)
-            store.pin(self._info)
-            writer = zarr.Array(AsyncArray(dict(self._info.zarr), StorePath(store, self.name)))
-            writer.resize(tuple(int(n) for n in new_shape))
+            self._open(NodeStore(self._view)).resize(tuple(int(n) for n in new_shape))
 
         self._view.guarded(resize)
         self._bind(self._view.array(self.name))

@@ -117,6 +117,11 @@ class DicedRepo:
         return self._record.uuid
 
     @property
+    def created(self) -> str:
+        """When the repo was created (ISO-8601, UTC)."""
+        return self._record.created
+
+    @property
     def description(self) -> str:
         return self._record.description
 
@@ -221,7 +226,7 @@ class DicedRepo:
 
     def create_array(self, name: str, dtype: ArrayDtype | Any, dims: int = 3,
                      shape: Sequence[int] | None = None, chunks: Sequence[int] | None = None,
-                     islabel3D: bool = False,  # noqa: N803 - DICED's name
+                     islabel3D: bool = False,
                      lossycompression: bool = False) -> DicedArray:
         """Create an array at the current (open) node and return it.
 
@@ -338,7 +343,8 @@ def _check_file_name(name: str) -> str:
 
 def _parse_dtype(dtype: Any) -> np.dtype[Any]:
     try:
-        np_dtype = np.dtype(dtype.value if isinstance(dtype, ArrayDtype) else dtype)
+        np_dtype: np.dtype[Any] = np.dtype(dtype.value if isinstance(dtype, ArrayDtype)
+                                           else dtype)
     except TypeError as exc:
         raise InvalidInputError(f"unknown dtype {dtype!r}: {exc}") from exc
     if np_dtype.kind not in "biuf" or np_dtype.byteorder == ">":

@@ -42,4 +42,4 @@ def test_readme_shell_examples_run(tmp_path: Path) -> None:
                 for a in shlex.split(line)]
         result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, f"{line!r} failed: {result.stderr}"
-        assert "firstrepo" in result.stdout or "em" in result.stdout
+        assert any(word in result.stdout for word in ("firstrepo", "em", "master")), line

@@ -58,9 +58,9 @@ def find_unreferenced(backend: ObjectStore) -> Iterator[str]:
     """Yield the key of every object below ``repos/`` that no named repo references."""
     named = set()
     for key in backend.list_prefix(keys.repo_names_prefix()):
-        repo = backend.get(key)
-        if repo is not None:
-            named.add(repo.decode())
+        claim = backend.get(key)
+        if claim is not None:
+            named.add(claim.decode())
     keep: set[str] = set()
     for repo in named:
         keep |= _referenced(backend, repo)

@@ -9,8 +9,8 @@ from urllib.parse import quote, unquote
 
 __all__ = [
     "STORE_HEADER",
-    "array_entry",
     "array_entries_prefix",
+    "array_entry",
     "blob",
     "branch_claim",
     "branch_head",

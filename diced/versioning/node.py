@@ -414,8 +414,8 @@ class NodeView:
         if not self.backend.compare_and_swap(keys.node_record(self.repo, self.uuid), raw,
                                              final.to_bytes()):
             raise LockedError(f"version node {self.uuid} was locked by another process")
-        self.record = final
-        self.base = manifest
+        # This view keeps reading as an open node (pointers stay in place), so handles
+        # made before the lock still read this node's data; new views read the manifest.
         return final
 
     def _build_manifest(self) -> Manifest:
@@ -438,6 +438,8 @@ def load_manifest(backend: ObjectStore, repo: str, manifest_hex: str) -> Manifes
     """Read the manifest of a locked node."""
     data = backend.get(keys.manifest(repo, manifest_hex))
     if data is None:
-        raise StorageError(f"manifest {manifest_hex} of repo {repo} is missing: the store is damaged")
+        raise StorageError(
+            f"manifest {manifest_hex} of repo {repo} is missing: the store is damaged"
+        )
     return Manifest.from_bytes(data)
 

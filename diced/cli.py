@@ -1,0 +1,259 @@
+"""The ``diced`` command line: browse and edit a store's repos, versions, arrays and files.
+
+Each command opens the store at LOCATION, calls the public API once or twice, and
+formats the result; there is no logic here that the API does not offer. Every
+:class:`~diced.DicedException` is shown as one line ``error: <message>`` on stderr with
+exit code 1; usage errors exit with 2, as click does.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from diced import __version__
+from diced.demo import run_demo
+from diced.errors import DicedException, NotFoundError
+from diced.repo import DicedRepo
+from diced.store import DicedStore
+
+__all__ = ["main"]
+
+_VERSION_HELP = ("Version: full UUID, unique prefix, UUID:BRANCH or :BRANCH "
+                 "(default: the newest version of branch master).")
+
+
+class _DicedError(click.ClickException):
+    """A :class:`DicedException` shown as ``error: <message>`` (exit code 1)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _DicedGroup(click.Group):
+    """A command group that turns diced's expected errors into one-line messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DicedException as exc:
+            raise _DicedError(" ".join(str(exc).split())) from exc
+
+
+def _console() -> Console:
+    # Markup off: repo, branch and file names may contain [brackets]. When piped, rich
+    # would wrap at 80 columns and cut UUIDs; a wide fixed width keeps rows whole.
+    wide = None if sys.stdout.isatty() else 200
+    return Console(markup=False, highlight=False, emoji=False, width=wide)
+
+
+@contextmanager
+def _store(location: str, *, create: bool = False) -> Iterator[DicedStore]:
+    """Open the store at ``location``; unless ``create``, a local one must already exist."""
+    local = "://" not in location or location.startswith("file://")
+    path = location.removeprefix("file://")
+    if local and not create and not os.path.isdir(os.path.expanduser(path)):
+        raise NotFoundError(f"no diced store at {location!r}; create one with "
+                            f"`diced create {location} REPO`")
+    with DicedStore(location) as store:
+        yield store
+
+
+def _open(store: DicedStore, name: str, version: str | None) -> DicedRepo:
+    """Repo ``name`` at ``version`` (default: the newest version of master)."""
+    repo = store.open_repo(name)
+    if version is not None:
+        repo.change_version(version)
+    return repo
+
+
+def _short(uuid: str) -> str:
+    return uuid[:8]
+
+
+def _when(timestamp: str | None) -> str:
+    """An ISO-8601 record time, to the second, for tables."""
+    return "" if timestamp is None else timestamp[:19].replace("T", " ")
+
+
+_location = click.argument("location")
+_repo_name = click.argument("repo")
+_version = click.option("--version", "version", metavar="REF", help=_VERSION_HELP)
+
+
+@click.group(cls=_DicedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="diced")
+def main() -> None:
+    """diced: versioned, chunked nD arrays with a git-like version graph.
+
+    LOCATION is a store: a local directory, file://... or memory://... .
+    """
+
+
+@main.command()
+@click.argument("location", default="./demo.diced")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(min=8),
+              help="Edge length of the synthetic cube, in voxels.")
+def demo(location: str, size: int) -> None:
+    """Build repo "demo" at LOCATION (default ./demo.diced) and tour versioning.
+
+    An existing repo "demo" there is replaced.
+    """
+    run_demo(location, size=size, echo=click.echo)
+
+
+@main.command()
+@_location
+def repos(location: str) -> None:
+    """List the repos of the store."""
+    table = Table("name", "root uuid", "description", "created")
+    with _store(location) as store:
+        for name, root in store.list_repos():
+            repo = store.open_repo(name)
+            table.add_row(name, root, repo.description, _when(repo.node_record(root).created))
+    _console().print(table)
+
+
+@main.command()
+@_location
+@click.argument("name")
+@click.option("--description", "-d", default="", help="Free-text description of the repo.")
+def create(location: str, name: str, description: str) -> None:
+    """Create repo NAME (the store is created if missing); print its root version."""
+    with _store(location, create=True) as store:
+        click.echo(store.create_repo(name, description).uuid)
+
+
+@main.command()
+@_location
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(location: str, name: str, yes: bool) -> None:
+    """Delete repo NAME with all its versions (irreversible)."""
+    with _store(location) as store:
+        store.get_repouuid(name)
+        if not yes:
+            click.confirm(f"delete repo {name!r} and all its versions?", abort=True)
+        store.delete_repo(name)
+    click.echo(f"deleted repo {name!r}")
+
+
+@main.command()
+@_location
+@_repo_name
+@_version
+def log(location: str, repo: str, version: str | None) -> None:
+    """Show the commit log from the root to a version (oldest first)."""
+    table = Table("uuid", "branch", "locked at", "message")
+    with _store(location) as store:
+        handle = _open(store, repo, version)
+        for uuid, message in handle.get_commit_log():
+            record = handle.node_record(uuid)
+            table.add_row(uuid, record.branch, _when(record.locked_at), message)
+    _console().print(table)
+
+
+@main.command()
+@_location
+@_repo_name
+def dag(location: str, repo: str) -> None:
+    """Show every version of the repo, oldest first (* marks the leaf of a branch)."""
+    table = Table("", "uuid", "branch", "state", "parents", "note", "message")
+    with _store(location) as store:
+        for node in store.open_repo(repo).list_nodes():
+            table.add_row("*" if node.is_branch_leaf else "", _short(node.uuid), node.branch,
+                          "locked" if node.locked else "open",
+                          ",".join(_short(p) for p in node.parents), node.note,
+                          node.lock_message)
+    _console().print(table)
+
+
+@main.command()
+@_location
+@_repo_name
+@_version
+@click.option("--message", "-m", required=True, help="Commit message.")
+def lock(location: str, repo: str, version: str | None, message: str) -> None:
+    """Lock a version forever with a commit message."""
+    with _store(location) as store:
+        handle = _open(store, repo, version)
+        handle.lock_node(message)
+        click.echo(f"locked {handle.uuid}")
+
+
+@main.command()
+@_location
+@_repo_name
+@_version
+@click.option("--message", "-m", required=True, help="Note describing the new version.")
+@click.option("--name", "-n", "branch_name", default=None,
+              help="Start a new branch of this name (default: continue the version's branch).")
+def branch(location: str, repo: str, version: str | None, message: str,
+           branch_name: str | None) -> None:
+    """Create an open child of a locked version; print its UUID."""
+    with _store(location) as store:
+        click.echo(_open(store, repo, version).create_branch(message, branch_name))
+
+
+@main.command()
+@_location
+@_repo_name
+@_version
+def arrays(location: str, repo: str, version: str | None) -> None:
+    """List the arrays of a version."""
+    table = Table("name", "dtype", "shape", "chunks", "extents", "label")
+    with _store(location) as store:
+        handle = _open(store, repo, version)
+        for name, _ in handle.list_instances():
+            array = handle.get_array(name)
+            shape = "unbounded" if array.unbounded else "x".join(map(str, array.shape))
+            extents = ",".join(f"{s.start}:{s.stop}" for s in array.get_extents())
+            table.add_row(name, str(array.dtype), shape, "x".join(map(str, array.chunks)),
+                          extents, "yes" if array.islabel3D else "")
+    _console().print(table)
+
+
+@main.command()
+@_location
+@_repo_name
+@_version
+def files(location: str, repo: str, version: str | None) -> None:
+    """List the files of a version, one per line."""
+    with _store(location) as store:
+        for name in _open(store, repo, version).list_files():
+            click.echo(name)
+
+
+@main.command()
+@_location
+@_repo_name
+@click.argument("name")
+@click.argument("file", type=click.File("rb"))
+@_version
+def put(location: str, repo: str, name: str, file: IO[bytes], version: str | None) -> None:
+    """Store FILE (- for stdin) as file NAME in an open version."""
+    data = file.read()
+    with _store(location) as store:
+        _open(store, repo, version).upload_filedata(name, data)
+
+
+@main.command()
+@_location
+@_repo_name
+@click.argument("name")
+@_version
+@click.option("--output", "-o", type=click.File("wb"), default="-",
+              help="Write to this file instead of stdout.")
+def get(location: str, repo: str, name: str, version: str | None, output: IO[bytes]) -> None:
+    """Write the bytes of file NAME of a version to stdout (or --output)."""
+    with _store(location) as store:
+        data = _open(store, repo, version).download_filedata(name)
+    output.write(data)
+    output.flush()
