@@ -43,3 +43,18 @@ def test_readme_shell_examples_run(tmp_path: Path) -> None:
         result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, f"{line!r} failed: {result.stderr}"
         assert any(word in result.stdout for word in ("firstrepo", "em", "master")), line
+
+
+def test_cli_page_examples_run(tmp_path: Path) -> None:
+    """The examples on docs/cli.md run, with /tmp replaced by a fresh directory."""
+    lines = [line.replace("/tmp/", f"{tmp_path}/") for block in _blocks(ROOT / "docs" / "cli.md",
+                                                                         "bash")
+             for line in block.splitlines() if line.startswith("diced ")]
+    assert len(lines) == 3
+    outputs = []
+    for line in lines:
+        result = subprocess.run(shlex.split(line), capture_output=True, text=True)
+        assert result.returncode == 0, f"{line!r} failed: {result.stderr}"
+        outputs.append(result.stdout)
+    assert "(open node)" not in outputs[1] and len(outputs[1].strip().splitlines()) >= 3
+    assert "README.md" in outputs[2]
