@@ -11,6 +11,7 @@ import enum
 import random
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from zarr.core.array import AsyncArray
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import StorePath
 
+from diced.chunkio import ChunkCodec, fit_value, read_selection, write_selection
 from diced.errors import (
     ConflictError,
     InvalidIndexError,
@@ -43,16 +45,23 @@ class ArrayDtype(enum.Enum):
     uint64 = np.uint64
 
 
-def _split_negative_steps(selection: Any, shape: Sequence[int]) -> tuple[Any, list[int]]:
-    """Rewrite slices with negative steps as positive ones; return axes to flip.
+def _is_basic(item: Any) -> bool:
+    return item is Ellipsis or isinstance(item, slice) or (
+        isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)))
 
-    zarr accepts only positive steps; numpy's ``a[::-2]`` is the same elements as a
-    positive-step slice, reversed. Only basic selections (ints, slices, Ellipsis) are
-    rewritten; anything else is passed to zarr untouched.
+
+def _split_negative_steps(selection: Any,
+                          shape: Sequence[int]) -> tuple[Any, list[int], bool]:
+    """Rewrite slices with negative steps as positive ones.
+
+    Returns the rewritten selection, the output axes to flip, and whether the selection is
+    basic (ints, slices, Ellipsis). zarr accepts only positive steps; numpy's ``a[::-2]``
+    is the same elements as a positive-step slice, reversed. Selections that are not basic
+    are returned untouched for zarr.
     """
     sel = selection if isinstance(selection, tuple) else (selection,)
-    if not all(isinstance(s, (int, np.integer, slice)) or s is Ellipsis for s in sel):
-        return selection, []
+    if not all(_is_basic(s) for s in sel):
+        return selection, [], False
     if sum(s is Ellipsis for s in sel) > 1:
         raise InvalidIndexError("an index can only have a single ellipsis ('...')")
     if Ellipsis in sel:
@@ -76,7 +85,7 @@ def _split_negative_steps(selection: Any, shape: Sequence[int]) -> tuple[Any, li
             out.append(s)
         if isinstance(s, slice):
             axis += 1
-    return tuple(out), flips
+    return tuple(out), flips, True
 
 
 def _as_dtype(value: Any, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
@@ -102,14 +111,17 @@ class DicedArray:
     Get instances from :meth:`DicedRepo.get_array` or :meth:`DicedRepo.create_array`.
     """
 
-    def __init__(self, view: NodeView, info: ArrayInfo, *, readonly: bool = False) -> None:
+    def __init__(self, view: NodeView, info: ArrayInfo, pool: ThreadPoolExecutor, *,
+                 readonly: bool = False) -> None:
         self._view = view
+        self._pool = pool
         self._readonly = readonly or view.locked
         self._bind(info)
 
     def _bind(self, info: ArrayInfo) -> None:
         self._info = info
         self._metadata = ArrayV3Metadata.from_dict(dict(info.zarr))
+        self._codec = ChunkCodec.for_metadata(self._metadata)
         attrs = info.zarr.get("attributes", {}).get("diced", {})
         self._islabel = bool(attrs.get("islabel3D", False))
         self._unbounded = bool(attrs.get("unbounded", False))
@@ -203,9 +215,13 @@ class DicedArray:
     # -- reads and writes -------------------------------------------------------------------
 
     def __getitem__(self, selection: Any) -> Any:
-        sel, flips = _split_negative_steps(selection, self.shape)
+        sel, flips, basic = _split_negative_steps(selection, self.shape)
         try:
-            result = self._zarr[sel]
+            if basic and self._codec is not None:
+                result = read_selection(self._view, self._info, self._metadata, self._codec,
+                                        sel, self._pool)
+            else:
+                result = self._zarr[sel]
         except IndexError as exc:
             raise InvalidIndexError(f"bad index {selection!r} for shape {self.shape}: {exc}") \
                 from exc
@@ -219,11 +235,22 @@ class DicedArray:
                 f"array {self.name!r} is read-only here (locked version {self._view.uuid} or a "
                 "read-only handle): create a branch and write there"
             )
-        sel, flips = _split_negative_steps(selection, self.shape)
+        sel, flips, basic = _split_negative_steps(selection, self.shape)
         data = _as_dtype(value, self.dtype)
-        if flips:
-            data = np.flip(np.broadcast_to(data, self._selection_shape(sel)), tuple(flips))
-        self._view.guarded(lambda: self._write(sel, data))
+        try:
+            if flips:
+                data = np.flip(fit_value(data, self._selection_shape(sel)), tuple(flips))
+            if basic and self._codec is not None:
+                codec = self._codec
+                self._view.guarded(lambda: write_selection(
+                    self._view, self._info, self._metadata, codec, sel, data, self._pool))
+            else:
+                self._view.guarded(lambda: self._write_with_zarr(sel, data))
+        except IndexError as exc:
+            raise InvalidIndexError(f"bad index {selection!r} for shape {self.shape}: {exc}") \
+                from exc
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"cannot write at {selection!r}: {exc}") from exc
 
     def _selection_shape(self, sel: Any) -> tuple[int, ...]:
         shape = []
@@ -233,7 +260,8 @@ class DicedArray:
         shape.extend(self.shape[len(sel):])
         return tuple(shape)
 
-    def _write(self, sel: Any, data: npt.NDArray[Any]) -> None:
+    def _write_with_zarr(self, sel: Any, data: npt.NDArray[Any]) -> None:
+        """Write through zarr's pipeline (fancy selections, codecs the fast path lacks)."""
         for attempt in range(_CONFLICT_RETRIES):
             writer = self._open(NodeStore(self._view, session=True))
             try:
@@ -241,11 +269,6 @@ class DicedArray:
                 return
             except ChunkConflict:
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
-            except IndexError as exc:
-                raise InvalidIndexError(f"bad index {sel!r} for shape {self.shape}: {exc}") \
-                    from exc
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"cannot write at {sel!r}: {exc}") from exc
         raise ConflictError(
             f"array {self.name!r}: the same chunks kept changing under concurrent writers "
             f"({_CONFLICT_RETRIES} attempts); try again"

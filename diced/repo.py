@@ -284,11 +284,12 @@ class DicedRepo:
         meta = _zarr_metadata(shape if shape is not None else (UNBOUNDED,) * dims,
                               chunk_shape, np_dtype, attributes, lossycompression)
         info = view.create_array(name, meta)
-        return DicedArray(view, info, readonly=self.readonly)
+        return DicedArray(view, info, self._store.io_pool, readonly=self.readonly)
 
     def get_array(self, name: str) -> DicedArray:
         """The array ``name`` at the current node; :class:`NotFoundError` if absent."""
-        return DicedArray(self._view, self._view.array(name), readonly=self.readonly)
+        return DicedArray(self._view, self._view.array(name), self._store.io_pool,
+                          readonly=self.readonly)
 
     def list_instances(self) -> list[tuple[str, ArrayDtype | np.dtype[Any]]]:
         """``[(name, dtype), ...]`` of the arrays at the current node, sorted by name.
@@ -336,8 +337,12 @@ class DicedRepo:
 
 
 def _check_file_name(name: str) -> str:
-    if not isinstance(name, str) or not name or "\x00" in name or len(name) > 1024:
-        raise InvalidInputError(f"invalid file name {name!r}: use 1-1024 characters, no NUL")
+    # 1024 UTF-8 bytes keeps the longest encoded key within every filesystem's path limit.
+    if not isinstance(name, str) or not name or "\x00" in name \
+            or len(name.encode("utf-8", "surrogatepass")) > 1024:
+        raise InvalidInputError(
+            f"invalid file name {repr(name)[:80]}: use 1 to 1024 bytes of UTF-8, no NUL"
+        )
     return name
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
@@ -60,6 +62,10 @@ class DicedStore:
         self.catalog = RepoCatalog(self.backend, location)
         #: Decoded chunk-index pages shared by every repo of this store (immutable).
         self.page_cache = PageCache()
+        #: Threads that fetch, decode and encode chunks; codecs and I/O release the GIL,
+        #: so a few threads per core overlap storage latency with compression.
+        self.io_pool = ThreadPoolExecutor(max_workers=4 * (os.cpu_count() or 1),
+                                          thread_name_prefix="diced-io")
 
     def __repr__(self) -> str:
         return f"DicedStore({self.location!r})"
@@ -73,6 +79,7 @@ class DicedStore:
 
     def close(self) -> None:
         """Release the store's resources. Data is already durable; nothing is flushed."""
+        self.io_pool.shutdown(wait=True)
         self.backend.close()
 
     def create_repo(self, name: str, description: str = "") -> DicedRepo:

@@ -42,11 +42,8 @@ class LocalObjectStore(ObjectStore):
     def __init__(self, root: str, *, fsync: bool = False) -> None:
         self.root = os.path.abspath(os.path.expanduser(root))
         self.fsync = fsync
-        try:
-            os.makedirs(os.path.join(self.root, _PRIVATE, "tmp"), exist_ok=True)
-            os.makedirs(os.path.join(self.root, _PRIVATE, "locks"), exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create the store directory {self.root!r}: {exc}") from exc
+        # Created on the first write, so opening a location that turns out not to be a
+        # store leaves it untouched.
         self._tmp = os.path.join(self.root, _PRIVATE, "tmp")
         self._locks = os.path.join(self.root, _PRIVATE, "locks")
 
@@ -61,7 +58,12 @@ class LocalObjectStore(ObjectStore):
         # A fresh descriptor per call: flock locks belong to the open file description,
         # so this excludes other threads, other processes and forked children alike.
         stripe = zlib.crc32(key.encode()) % _LOCK_STRIPES
-        fd = os.open(os.path.join(self._locks, f"{stripe:02x}"), os.O_RDWR | os.O_CREAT, 0o644)
+        path = os.path.join(self._locks, f"{stripe:02x}")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            os.makedirs(self._locks, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -70,7 +72,12 @@ class LocalObjectStore(ObjectStore):
 
     def _write_temp(self, data: bytes) -> str:
         tmp = os.path.join(self._tmp, uuid.uuid4().hex)
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")  # noqa: SIM115 - closed by the with block below
+        except FileNotFoundError:
+            os.makedirs(self._tmp, exist_ok=True)
+            f = open(tmp, "wb")  # noqa: SIM115
+        with f:
             f.write(data)
             if self.fsync:
                 f.flush()

@@ -35,14 +35,28 @@ __all__ = [
 STORE_HEADER = "diced.json"
 
 
+_SEGMENT = 200
+
+
 def encode_name(name: str) -> str:
-    """Encode a user-chosen name (may hold ``/``) as one key segment, reversibly."""
-    return quote(name, safe="")
+    """Encode a user-chosen name (any characters, ``/`` included) as a key path, reversibly.
+
+    Percent-encoding makes the name one segment; a leading dot is escaped too (``.`` and
+    ``..`` are not valid segments). Encoded names longer than 200 characters are cut into
+    200-character segments joined by ``+/`` (a raw ``+`` never occurs in the encoding), so
+    every segment fits a filesystem's name limit and no name's key is a ``/``-prefix of
+    another's.
+    """
+    encoded = quote(name, safe="")
+    if encoded.startswith("."):
+        encoded = "%2E" + encoded[1:]
+    parts = [encoded[i:i + _SEGMENT] for i in range(0, len(encoded), _SEGMENT)]
+    return "+/".join(parts)
 
 
 def decode_name(segment: str) -> str:
     """Invert :func:`encode_name`."""
-    return unquote(segment)
+    return unquote(segment.replace("+/", ""))
 
 
 def repo_name(name: str) -> str:
