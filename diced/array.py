@@ -8,6 +8,7 @@ read-modify-write of partial chunks (see :class:`~diced.zarr_store.NodeStore`).
 from __future__ import annotations
 
 import enum
+import json
 import random
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import zarr
 from zarr.core.array import AsyncArray
+from zarr.core.buffer import default_buffer_prototype
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import StorePath
 
@@ -28,6 +30,7 @@ from diced.errors import (
     InvalidInputError,
     LockedError,
 )
+from diced.selection import SelectionPlan, plan
 from diced.versioning.node import ArrayInfo, NodeView
 from diced.zarr_store import ChunkConflict, NodeStore
 
@@ -43,49 +46,6 @@ class ArrayDtype(enum.Enum):
     uint16 = np.uint16
     uint32 = np.uint32
     uint64 = np.uint64
-
-
-def _is_basic(item: Any) -> bool:
-    return item is Ellipsis or isinstance(item, slice) or (
-        isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)))
-
-
-def _split_negative_steps(selection: Any,
-                          shape: Sequence[int]) -> tuple[Any, list[int], bool]:
-    """Rewrite slices with negative steps as positive ones.
-
-    Returns the rewritten selection, the output axes to flip, and whether the selection is
-    basic (ints, slices, Ellipsis). zarr accepts only positive steps; numpy's ``a[::-2]``
-    is the same elements as a positive-step slice, reversed. Selections that are not basic
-    are returned untouched for zarr.
-    """
-    sel = selection if isinstance(selection, tuple) else (selection,)
-    if not all(_is_basic(s) for s in sel):
-        return selection, [], False
-    if sum(s is Ellipsis for s in sel) > 1:
-        raise InvalidIndexError("an index can only have a single ellipsis ('...')")
-    if Ellipsis in sel:
-        i = sel.index(Ellipsis)
-        sel = sel[:i] + (slice(None),) * (len(shape) - len(sel) + 1) + sel[i + 1:]
-    if len(sel) > len(shape):
-        raise InvalidIndexError(
-            f"too many indices: the array has {len(shape)} dimensions but {len(sel)} were given"
-        )
-    out: list[Any] = []
-    flips: list[int] = []
-    axis = 0
-    for s, n in zip(sel, shape, strict=False):
-        if isinstance(s, slice) and s.step is not None and s.step < 0:
-            start, stop, step = s.indices(n)
-            count = len(range(start, stop, step))
-            last = start + step * (count - 1)
-            out.append(slice(last, start + 1, -step) if count else slice(0, 0))
-            flips.append(axis)
-        else:
-            out.append(s)
-        if isinstance(s, slice):
-            axis += 1
-    return tuple(out), flips, True
 
 
 def _as_dtype(value: Any, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
@@ -214,20 +174,25 @@ class DicedArray:
 
     # -- reads and writes -------------------------------------------------------------------
 
+    def _plan(self, selection: Any) -> SelectionPlan:
+        return plan(selection, self.shape, self._metadata.chunk_grid)
+
     def __getitem__(self, selection: Any) -> Any:
-        sel, flips, basic = _split_negative_steps(selection, self.shape)
+        p = self._plan(selection)
         try:
-            if basic and self._codec is not None:
+            if p.kind == "basic" and self._codec is not None:
                 result = read_selection(self._view, self._info, self._metadata, self._codec,
-                                        sel, self._pool)
+                                        p.selection, self._pool)
+            elif p.kind == "basic":
+                result = self._zarr.get_basic_selection(p.selection)
+            elif p.kind == "orthogonal":
+                result = self._zarr.get_orthogonal_selection(p.selection)
             else:
-                result = self._zarr[sel]
+                result = self._zarr.vindex[p.selection]
         except IndexError as exc:
             raise InvalidIndexError(f"bad index {selection!r} for shape {self.shape}: {exc}") \
                 from exc
-        except (TypeError, ValueError) as exc:
-            raise InvalidIndexError(f"unsupported index {selection!r}: {exc}") from exc
-        return np.flip(np.asarray(result), tuple(flips)) if flips else result
+        return p.to_numpy(result)
 
     def __setitem__(self, selection: Any, value: Any) -> None:
         if self._readonly:
@@ -235,37 +200,30 @@ class DicedArray:
                 f"array {self.name!r} is read-only here (locked version {self._view.uuid} or a "
                 "read-only handle): create a branch and write there"
             )
-        sel, flips, basic = _split_negative_steps(selection, self.shape)
-        data = _as_dtype(value, self.dtype)
+        p = self._plan(selection)
         try:
-            if flips:
-                data = np.flip(fit_value(data, self._selection_shape(sel)), tuple(flips))
-            if basic and self._codec is not None:
-                codec = self._codec
-                self._view.guarded(lambda: write_selection(
-                    self._view, self._info, self._metadata, codec, sel, data, self._pool))
-            else:
-                self._view.guarded(lambda: self._write_with_zarr(sel, data))
-        except IndexError as exc:
-            raise InvalidIndexError(f"bad index {selection!r} for shape {self.shape}: {exc}") \
-                from exc
-        except (TypeError, ValueError) as exc:
+            data = p.to_zarr(fit_value(_as_dtype(value, self.dtype), p.shape))
+        except ValueError as exc:
             raise InvalidInputError(f"cannot write at {selection!r}: {exc}") from exc
+        self._view.guarded(lambda: self._write(p, data))
 
-    def _selection_shape(self, sel: Any) -> tuple[int, ...]:
-        shape = []
-        for s, n in zip(sel, self.shape, strict=False):
-            if isinstance(s, slice):
-                shape.append(len(range(*s.indices(n))))
-        shape.extend(self.shape[len(sel):])
-        return tuple(shape)
-
-    def _write_with_zarr(self, sel: Any, data: npt.NDArray[Any]) -> None:
-        """Write through zarr's pipeline (fancy selections, codecs the fast path lacks)."""
+    def _write(self, p: SelectionPlan, data: npt.NDArray[Any]) -> None:
+        """Write ``data`` (zarr's layout for ``p``) without checking the node state."""
+        if p.kind == "basic" and self._codec is not None:
+            write_selection(self._view, self._info, self._metadata, self._codec, p.selection,
+                            data, self._pool)
+            return
+        # zarr's pipeline reads and writes each chunk through a session store that turns
+        # every chunk write into a compare-and-swap; a lost race retries the selection.
         for attempt in range(_CONFLICT_RETRIES):
             writer = self._open(NodeStore(self._view, session=True))
             try:
-                writer[sel] = data
+                if p.kind == "basic":
+                    writer.set_basic_selection(p.selection, data)
+                elif p.kind == "orthogonal":
+                    writer.set_orthogonal_selection(p.selection, data)
+                else:
+                    writer.vindex[p.selection] = data
                 return
             except ChunkConflict:
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
@@ -275,7 +233,12 @@ class DicedArray:
         )
 
     def resize(self, *shape: int | Sequence[int]) -> None:
-        """Change the shape; chunks outside the new shape are dropped at this node."""
+        """Change the shape, at this (open) node.
+
+        Data outside the new shape is dropped: growing again later reads the fill value
+        there (unlike plain zarr, which keeps the cut-off part of edge chunks). Costs
+        O(stored chunks) of this array, never O(array size).
+        """
         first = shape[0] if len(shape) == 1 else None
         new_shape: tuple[Any, ...] = tuple(first) if isinstance(first, Sequence) else shape
         if self._readonly:
@@ -285,9 +248,26 @@ class DicedArray:
             raise InvalidInputError(
                 f"resize needs {self.ndim} non-negative integers, got {new_shape!r}"
             )
-
-        def resize() -> None:
-            self._open(NodeStore(self._view)).resize(tuple(int(n) for n in new_shape))
-
-        self._view.guarded(resize)
+        new = tuple(int(n) for n in new_shape)
+        self._view.guarded(lambda: self._resize(new))
         self._bind(self._view.array(self.name))
+
+    def _resize(self, new: tuple[int, ...]) -> None:
+        # zarr's own resize enumerates every chunk of the old shape (unbounded arrays have
+        # ~10^22) and keeps the cut-off part of edge chunks; only stored chunks matter here.
+        old, chunks = self.shape, self.chunks
+        for key in self._view.chunks(self._info):
+            coords = [int(c) for c in key.split("/")[1:]]
+            start = [c * n for c, n in zip(coords, chunks, strict=True)]
+            if any(s >= n for s, n in zip(start, new, strict=True)):
+                self._view.write_chunk(self._info, key, None)
+                continue
+            for axis, (s, n, o) in enumerate(zip(start, new, old, strict=True)):
+                if n < o and s + chunks[axis] > n:
+                    region = [slice(st, min(st + c, o)) for st, c, o in
+                              zip(start, chunks, old, strict=True)]
+                    region[axis] = slice(n, min(s + chunks[axis], o))
+                    p = self._plan(tuple(region))
+                    self._write(p, np.full(p.shape, self._metadata.fill_value, dtype=self.dtype))
+        meta = self._metadata.update_shape(new).to_buffer_dict(default_buffer_prototype())
+        self._view.set_array_metadata(self.name, json.loads(meta["zarr.json"].to_bytes()))
