@@ -24,8 +24,6 @@ from zarr.core.buffer import default_buffer_prototype
 from diced import DicedRepo, DicedStore, LockedError
 
 
-# Hypothesis imports libcst to write a patch for a failing example; libcst 1.0 warns on
-# import, which ``filterwarnings = error`` would turn into a pytest INTERNALERROR.
 def node_digest(repo: DicedRepo) -> str:
     """sha256 over every array (name, dtype, shape, chunks, contents) and file at the node."""
     h = hashlib.sha256()

@@ -43,8 +43,6 @@ MAX_AXIS = {1: 40, 2: 40, 3: 16, 4: 8}
 MAX_CHUNKS_PER_AXIS = {1: 8, 2: 6, 3: 4, 4: 3}
 NUMPY_INTS = (np.int64, np.int32, np.intp, np.int16)
 
-# Hypothesis imports libcst to write a patch for a failing example; libcst 1.0 warns on
-# import, which ``filterwarnings = error`` would turn into a pytest INTERNALERROR.
 ORACLE_SETTINGS = settings(max_examples=150, deadline=None,
                            suppress_health_check=[HealthCheck.too_slow,
                                                   HealthCheck.data_too_large])

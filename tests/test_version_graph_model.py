@@ -34,8 +34,6 @@ from diced import (
     NotFoundError,
 )
 
-# Hypothesis imports libcst to write a patch for a failing example; libcst 1.0 warns on
-# import, which ``filterwarnings = error`` would turn into a pytest INTERNALERROR.
 REPO = "graph"
 ARRAY = "counter"
 FILE = "value.txt"
