@@ -80,6 +80,7 @@ class DicedArray:
 
     def _bind(self, info: ArrayInfo) -> None:
         self._info = info
+        self._generation = self._view.generation
         self._metadata = ArrayV3Metadata.from_dict(dict(info.zarr))
         self._codec = ChunkCodec.for_metadata(self._metadata)
         attrs = info.zarr.get("attributes", {}).get("diced", {})
@@ -154,6 +155,7 @@ class DicedArray:
         One ``slice`` per axis, in voxels, aligned to chunk boundaries (DICED's
         behaviour); ``slice(0, 0)`` on every axis when nothing was written.
         """
+        self._follow_lock()
         extents = self._view.extents(self._info)
         if extents is None:
             return (slice(0, 0),) * self.ndim
@@ -177,7 +179,15 @@ class DicedArray:
     def _plan(self, selection: Any) -> SelectionPlan:
         return plan(selection, self.shape, self._metadata.chunk_grid)
 
+    def _follow_lock(self) -> None:
+        """If the node was locked since this handle was made, read its locked content."""
+        self._view.refresh()
+        if self._view.generation != self._generation:
+            self._readonly = True
+            self._bind(self._view.array(self.name))
+
     def __getitem__(self, selection: Any) -> Any:
+        self._follow_lock()
         p = self._plan(selection)
         try:
             if p.kind == "basic" and self._codec is not None:
@@ -216,7 +226,8 @@ class DicedArray:
         # zarr's pipeline reads and writes each chunk through a session store that turns
         # every chunk write into a compare-and-swap; a lost race retries the selection.
         for attempt in range(_CONFLICT_RETRIES):
-            writer = self._open(NodeStore(self._view, session=True))
+            session = NodeStore(self._view, session=True)
+            writer = self._open(session)
             try:
                 if p.kind == "basic":
                     writer.set_basic_selection(p.selection, data)
@@ -226,7 +237,11 @@ class DicedArray:
                     writer.vindex[p.selection] = data
                 return
             except ChunkConflict:
+                session.abandon()
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+            except BaseException:
+                session.abandon()
+                raise
         raise ConflictError(
             f"array {self.name!r}: the same chunks kept changing under concurrent writers "
             f"({_CONFLICT_RETRIES} attempts); try again"

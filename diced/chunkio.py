@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +106,10 @@ def _run(pool: ThreadPoolExecutor, work: Callable[[ChunkProjection], None],
     if len(projections) == 1:
         work(projections[0])
         return
-    for future in [pool.submit(work, p) for p in projections]:
+    futures = [pool.submit(work, p) for p in projections]
+    # Wait for every chunk before raising: a write that raised must not land afterwards.
+    wait(futures)
+    for future in futures:
         future.result()
 
 

@@ -288,6 +288,7 @@ class DicedRepo:
 
     def get_array(self, name: str) -> DicedArray:
         """The array ``name`` at the current node; :class:`NotFoundError` if absent."""
+        self._view.refresh()
         return DicedArray(self._view, self._view.array(name), self._store.io_pool,
                           readonly=self.readonly)
 
@@ -298,6 +299,7 @@ class DicedRepo:
         else the numpy dtype.
         """
         out: list[tuple[str, ArrayDtype | np.dtype[Any]]] = []
+        self._view.refresh()
         for name, info in self._view.arrays().items():
             np_dtype = np.dtype(info.zarr["data_type"])
             match = [m for m in ArrayDtype if np.dtype(m.value) == np_dtype]
@@ -310,6 +312,7 @@ class DicedRepo:
 
     def zarr_store(self) -> NodeStore:
         """A zarr v3 Store of the current node (read-only when locked or readonly)."""
+        self._view.refresh()
         return NodeStore(self._view, read_only=self.readonly)
 
     # -- files ------------------------------------------------------------------------------
@@ -325,10 +328,12 @@ class DicedRepo:
 
     def download_filedata(self, name: str) -> bytes:
         """The bytes of file ``name`` at the current node; :class:`NotFoundError` if absent."""
+        self._view.refresh()
         return self._view.read_file(_check_file_name(name))
 
     def list_files(self) -> list[str]:
         """Names of the files at the current node, sorted."""
+        self._view.refresh()
         return sorted(self._view.files())
 
     def delete_file(self, name: str) -> None:

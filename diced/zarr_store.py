@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -54,6 +55,10 @@ class NodeStore(Store):
         self._session = session
         self._seen: dict[str, bytes | None] = {}
         self._infos: dict[str, ArrayInfo] = {}
+        self._generation = view.generation
+        self._idle = threading.Condition()
+        self._inflight = 0
+        self._failed = False
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, NodeStore) and other.view is self.view
@@ -68,11 +73,20 @@ class NodeStore(Store):
     def with_read_only(self, read_only: bool = False) -> NodeStore:
         return NodeStore(self.view, read_only=read_only)
 
+    def abandon(self) -> None:
+        """Refuse further writes of this session; return once none is in progress."""
+        with self._idle:
+            self._failed = True
+            self._idle.wait_for(lambda: self._inflight == 0)
+
     def pin(self, info: ArrayInfo) -> None:
         """Serve array ``info.name`` with this identity (no metadata re-read per chunk)."""
         self._infos[info.name] = info
 
     def _info(self, name: str) -> ArrayInfo:
+        if self._generation != self.view.generation:  # the node was locked meanwhile
+            self._infos.clear()
+            self._generation = self.view.generation
         info = self._infos.get(name)
         if info is None:
             info = self._infos[name] = self.view.array(name)
@@ -85,6 +99,7 @@ class NodeStore(Store):
             return _GROUP_JSON
         name, _, rest = key.partition("/")
         if rest == "zarr.json":
+            self.view.refresh()
             arrays = self.view.arrays()
             return json.dumps(dict(arrays[name].zarr)).encode() if name in arrays else None
         if not rest.startswith("c/"):
@@ -134,8 +149,22 @@ class NodeStore(Store):
         name, _, rest = key.partition("/")
         info = self._info(name)
         if self._session:
-            if not self.view.write_chunk(info, rest, data, self._seen.get(key, UNSEEN)):
-                raise ChunkConflict(key)
+            # zarr does not cancel the other chunk tasks of a batch when one fails, so after
+            # a conflict this session refuses further writes, and the caller waits for the
+            # tasks still writing (:meth:`abandon`) before it retries: nothing from an
+            # abandoned attempt can land after the retry returns.
+            with self._idle:
+                if self._failed:
+                    raise ChunkConflict(key)
+                self._inflight += 1
+            try:
+                if not self.view.write_chunk(info, rest, data, self._seen.get(key, UNSEEN)):
+                    self._failed = True
+                    raise ChunkConflict(key)
+            finally:
+                with self._idle:
+                    self._inflight -= 1
+                    self._idle.notify_all()
         else:
             self.view.guarded(lambda: self.view.write_chunk(info, rest, data))
 

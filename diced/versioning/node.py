@@ -97,6 +97,9 @@ class NodeView:
         self.base = base
         self.cache = cache
         self._indexes: dict[int, ChunkIndex] = {}
+        #: Bumped when the view switches from open to locked (see :meth:`refresh`); array
+        #: handles compare it to know their :class:`ArrayInfo` must be re-read.
+        self.generation = 0
 
     @classmethod
     def open(cls, backend: ObjectStore, record: NodeRecord, cache: PageCache,
@@ -116,8 +119,24 @@ class NodeView:
 
     @property
     def locked(self) -> bool:
-        """Whether the node was locked when this view was made."""
+        """Whether the node was locked when this view was made or last refreshed."""
         return self.record.locked
+
+    def refresh(self) -> None:
+        """Switch an open view to the node's manifest if the node has been locked since.
+
+        A locked node reads only its manifest; pointers written by a writer that raced
+        the lock are in no version and must never be read again.
+        """
+        if self.record.locked:
+            return
+        record, _ = self._load_record()
+        if record.locked and record.manifest is not None:
+            self._switch(record, load_manifest(self.backend, self.repo, record.manifest))
+
+    def _switch(self, record: NodeRecord, manifest: Manifest) -> None:
+        self.record, self.base = record, manifest
+        self.generation += 1
 
     def index(self, ndim: int) -> ChunkIndex:
         if ndim not in self._indexes:
@@ -414,8 +433,7 @@ class NodeView:
         if not self.backend.compare_and_swap(keys.node_record(self.repo, self.uuid), raw,
                                              final.to_bytes()):
             raise LockedError(f"version node {self.uuid} was locked by another process")
-        # This view keeps reading as an open node (pointers stay in place), so handles
-        # made before the lock still read this node's data; new views read the manifest.
+        self._switch(final, manifest)
         return final
 
     def _build_manifest(self) -> Manifest:
