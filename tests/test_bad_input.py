@@ -7,7 +7,7 @@ and that the store reads exactly as it did before the failed call.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,6 @@ from diced import (
     LockedError,
     NotFoundError,
 )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[DicedStore]:
-    with DicedStore(str(tmp_path / "store.diced")) as s:
-        yield s
 
 
 @pytest.fixture

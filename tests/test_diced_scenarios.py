@@ -53,12 +53,6 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[DicedStore]:
-    with DicedStore(str(tmp_path / "store.diced")) as s:
-        yield s
-
-
-@pytest.fixture
 def myrepo(store: DicedStore) -> DicedRepo:
     """DICED's common setup: create "myrepo" and open it."""
     store.create_repo("myrepo")

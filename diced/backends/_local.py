@@ -93,26 +93,24 @@ class LocalObjectStore(ObjectStore):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             op(tmp, path)
 
-    def get(self, key: str) -> bytes | None:
-        # docstring inherited
+    def _read(self, key: str, start: int = 0, length: int = -1) -> bytes | None:
         try:
             with open(self._path(key), "rb") as f:
-                return f.read()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            raise StorageError(f"cannot read {key!r} in {self.root!r}: {exc}") from exc
-
-    def get_range(self, key: str, start: int, length: int) -> bytes | None:
-        # docstring inherited
-        try:
-            with open(self._path(key), "rb") as f:
-                f.seek(start)
+                if start:
+                    f.seek(start)
                 return f.read(length)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         except OSError as exc:
             raise StorageError(f"cannot read {key!r} in {self.root!r}: {exc}") from exc
+
+    def get(self, key: str) -> bytes | None:
+        # docstring inherited
+        return self._read(key)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes | None:
+        # docstring inherited
+        return self._read(key, start, length)
 
     def put(self, key: str, data: bytes) -> None:
         # docstring inherited
