@@ -290,9 +290,19 @@ class NodeView:
         return found, None
 
     def read_blob(self, blob_digest: bytes) -> bytes:
+        """The bytes named by ``blob_digest``, verified against it.
+
+        Raises :class:`StorageError` when the blob is missing or its bytes do not match
+        the digest (disk corruption, a truncated copy): wrong data is never returned.
+        """
         data = self.backend.get(keys.blob(self.repo, blob_digest.hex()))
         if data is None:
             raise StorageError(f"chunk data {blob_digest.hex()} is missing: the store is damaged")
+        if digest(data) != blob_digest:
+            raise StorageError(
+                f"chunk data {blob_digest.hex()} is corrupt (its bytes do not match their "
+                "digest): restore the store from a copy"
+            )
         return data
 
     def write_chunk(self, info: ArrayInfo, chunk_key: str, data: bytes | None,

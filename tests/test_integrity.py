@@ -1,12 +1,14 @@
-"""Unreferenced objects are found; referenced ones never are."""
+"""Store integrity: unreferenced objects are found (never referenced ones), and corrupt
+chunk bytes are detected instead of returned."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from diced import DicedStore
+from diced import DicedStore, StorageError
 from diced.versioning import keys
 from diced.versioning.garbage import find_unreferenced
 
@@ -61,3 +63,16 @@ def test_pointers_of_locked_nodes_are_garbage_but_their_data_is_not(tmp_path: Pa
         store.backend.delete(key)
     again = DicedStore(str(tmp_path / "s")).open_repo("r")
     assert again.get_array("a")[...].tolist() == [5] * 8
+
+
+def test_corrupt_chunk_bytes_are_detected_not_returned(tmp_path: Path) -> None:
+    store = DicedStore(str(tmp_path / "s"))
+    repo = store.create_repo("r")
+    repo.create_array("a", "uint8", shape=(8,), chunks=(8,))[...] = 3
+    repo.lock_node("v")
+    blob = next(k for k in store.backend.list_prefix("repos/") if "/blobs/" in k)
+    data = bytearray(store.backend.get(blob) or b"")
+    data[-1] ^= 0xFF
+    store.backend.put(blob, bytes(data))
+    with pytest.raises(StorageError, match="corrupt"):
+        DicedStore(str(tmp_path / "s")).open_repo("r").get_array("a")[...]
