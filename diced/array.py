@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,9 +30,13 @@ from diced.errors import (
     InvalidInputError,
     LockedError,
 )
+from diced.reopen import ArrayAddress, reopen_array
 from diced.selection import SelectionPlan, plan
 from diced.versioning.node import ArrayInfo, NodeView
 from diced.zarr_store import ChunkConflict, NodeStore
+
+if TYPE_CHECKING:
+    from diced.store import DicedStore
 
 __all__ = ["ArrayDtype", "DicedArray"]
 
@@ -72,9 +76,10 @@ class DicedArray:
     """
 
     def __init__(self, view: NodeView, info: ArrayInfo, pool: ThreadPoolExecutor, *,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, store: DicedStore | None = None) -> None:
         self._view = view
         self._pool = pool
+        self._store = store
         self._readonly = readonly or view.locked
         self._bind(info)
 
@@ -92,6 +97,19 @@ class DicedArray:
         """A zarr array of this array's identity and metadata over ``store``."""
         store.pin(self._info)
         return zarr.Array(AsyncArray(self._metadata, StorePath(store, self.name)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as an address that reopens the store and array where it is unpickled.
+
+        This is how Dask ships a handle to worker processes (:mod:`diced.dask`); each
+        process opens the store once (:mod:`diced.reopen`), so it must reach the same
+        location. A ``memory://`` store exists in one process only.
+        """
+        if self._store is None:
+            raise InvalidInputError(f"array {self.name!r} was not opened through a DicedStore "
+                                    "and cannot be pickled; get it from DicedRepo.get_array")
+        return (reopen_array, (ArrayAddress.of(self._store, self._view.repo, self._view.uuid,
+                                               self.name, self._readonly),))
 
     def __repr__(self) -> str:
         state = "locked" if self.locked else "open"
@@ -161,6 +179,17 @@ class DicedArray:
             return (slice(0, 0),) * self.ndim
         return tuple(slice(lo * c, hi * c) for (lo, hi), c in zip(extents, self.chunks,
                                                                    strict=True))
+
+    def chunk_digests(self) -> dict[tuple[int, ...], str]:
+        """Every stored (non-fill) chunk of this version: chunk coordinates → content digest.
+
+        Equal digests mean equal chunk bytes, so comparing two versions' dictionaries finds
+        the chunks that differ without reading any chunk data. Chunks holding only the fill
+        value are absent.
+        """
+        self._follow_lock()
+        return {tuple(int(c) for c in key.split("/")[1:]): d.hex()
+                for key, d in self._view.chunks(self._info).items()}
 
     def __len__(self) -> int:
         return self.shape[0]

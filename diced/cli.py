@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import IO, Any
 
 import click
@@ -257,3 +257,24 @@ def get(location: str, repo: str, name: str, version: str | None, output: IO[byt
         data = _open(store, repo, version).download_filedata(name)
     output.write(data)
     output.flush()
+
+
+@main.command()
+@_location
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (anything but loopback exposes the store).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--allow-writes", is_flag=True,
+              help="Let the pages and the API lock, branch and write (default: read-only).")
+def serve(location: str, host: str, port: int, allow_writes: bool) -> None:
+    """Serve the web viewer and HTTP API of the store at LOCATION until Ctrl-C."""
+    from diced_viewer import ViewerServer
+
+    with _store(location) as store:
+        server = ViewerServer(store, host, port, allow_writes=allow_writes)
+        mode = "read-write" if allow_writes else "read-only"
+        click.echo(f"diced viewer ({mode}) at {server.url}/  (Ctrl-C to stop)")
+        with suppress(KeyboardInterrupt):  # uvicorn shut down cleanly, then re-raised Ctrl-C
+            server.run()
+    click.echo("diced viewer stopped")

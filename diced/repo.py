@@ -284,13 +284,14 @@ class DicedRepo:
         meta = _zarr_metadata(shape if shape is not None else (UNBOUNDED,) * dims,
                               chunk_shape, np_dtype, attributes, lossycompression)
         info = view.create_array(name, meta)
-        return DicedArray(view, info, self._store.io_pool, readonly=self.readonly)
+        return DicedArray(view, info, self._store.io_pool, readonly=self.readonly,
+                          store=self._store)
 
     def get_array(self, name: str) -> DicedArray:
         """The array ``name`` at the current node; :class:`NotFoundError` if absent."""
         self._view.refresh()
         return DicedArray(self._view, self._view.array(name), self._store.io_pool,
-                          readonly=self.readonly)
+                          readonly=self.readonly, store=self._store)
 
     def list_instances(self) -> list[tuple[str, ArrayDtype | np.dtype[Any]]]:
         """``[(name, dtype), ...]`` of the arrays at the current node, sorted by name.

@@ -5,16 +5,23 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
-from diced.backends import ObjectStore, open_backend
+from diced.backends import CachedObjectStore, ObjectStore, open_backend
 from diced.errors import InvalidInputError
 from diced.repo import DicedRepo
+from diced.versioning import keys
 from diced.versioning.catalog import RepoCatalog
 from diced.versioning.chunkindex import PageCache
 from diced.versioning.graph import DEFAULT_BRANCH, VersionGraph
 
-__all__ = ["DicedStore"]
+if TYPE_CHECKING:
+    from diced_viewer import ViewerServer
+
+__all__ = ["DEFAULT_CACHE_SIZE", "DicedStore"]
+
+#: Default bound of the local cache (``cache_size``): 10 GiB.
+DEFAULT_CACHE_SIZE = 10 * 2**30
 
 
 class DicedStore:
@@ -24,15 +31,31 @@ class DicedStore:
     ----------
     location
         A local directory (``~`` expanded; created if missing, its parent must exist),
-        ``file://...`` or ``memory://name`` (in-process, for tests and scratch work).
+        ``file://...``, ``memory://name`` (in-process, for tests and scratch work),
+        ``gs://bucket/prefix``, ``s3://bucket/prefix``, or another fsspec URL (read-only).
     port
-        Reserved for the built-in web viewer (DICED started it here); it is not part of
-        this release, so any value other than ``None`` raises.
+        Start the web viewer at ``127.0.0.1:port`` in a background thread (DICED's
+        behaviour), read-only, until :meth:`close` or the end of the ``with`` block.
+        ``None`` (the default) starts nothing; see :meth:`serve` for more options.
     permissionfile
-        Google service-account key for ``gs://`` locations; not accepted for local ones.
+        Google service-account key file for ``gs://`` locations; not accepted for others.
+    anonymous
+        Access a ``gs://`` or ``s3://`` location without credentials (public buckets).
+    storage_options
+        Options for the fsspec filesystem of a remote location, e.g. ``endpoint_url`` of an
+        emulator or S3-compatible service. See ``docs/cloud.md``.
     fsync
         Flush every object to stable storage before it is published (survives power loss,
         at some write speed).
+    cache
+        A local directory (``~`` expanded, created if missing) caching the store's
+        immutable objects, chunks and index pages of locked versions and manifests, read
+        through on first use; for example ``"~/.cache/diced"``. Such objects never change,
+        so the cache is never stale; several processes and stores may share one directory.
+        ``None`` (the default) disables it. See ``docs/cloud-cache.md``.
+    cache_size
+        Bound on the cache directory's contents in bytes (default 10 GiB); the least
+        recently used objects are evicted beyond it.
 
     The store is a context manager; :meth:`close` releases it.
 
@@ -47,18 +70,25 @@ class DicedStore:
     """
 
     def __init__(self, location: str, port: int | None = None,
-                 permissionfile: str | None = None, *, fsync: bool = False) -> None:
+                 permissionfile: str | None = None, *, fsync: bool = False,
+                 cache: str | None = None, cache_size: int = DEFAULT_CACHE_SIZE,
+                 anonymous: bool = False, storage_options: dict[str, Any] | None = None) -> None:
         if not isinstance(location, str) or not location:
             raise InvalidInputError(f"a store location must be a path or URL, not {location!r}")
-        if port is not None:
-            raise InvalidInputError(
-                "the web viewer (port=...) is not available in this diced release; "
-                "open the store without port"
-            )
-        if permissionfile is not None and not location.startswith("gs://"):
-            raise InvalidInputError("permissionfile applies only to gs:// locations")
+        if port is not None and (not isinstance(port, int) or isinstance(port, bool)
+                                 or not 0 <= port <= 65535):
+            raise InvalidInputError(f"port must be an integer from 0 to 65535, not {port!r}")
         self.location = location
-        self.backend: ObjectStore = open_backend(location, fsync=fsync)
+        #: Keyword arguments that reopen this store elsewhere (pickled array handles).
+        self.options: dict[str, Any] = {"permissionfile": permissionfile, "fsync": fsync,
+                                        "cache": cache, "cache_size": cache_size,
+                                        "anonymous": anonymous,
+                                        "storage_options": storage_options}
+        self.backend: ObjectStore = open_backend(
+            location, fsync=fsync, permissionfile=permissionfile, anonymous=anonymous,
+            storage_options=storage_options)
+        if cache is not None:
+            self.backend = CachedObjectStore(self.backend, cache, cache_size, keys.is_immutable)
         self.catalog = RepoCatalog(self.backend, location)
         #: Decoded chunk-index pages shared by every repo of this store (immutable).
         self.page_cache = PageCache()
@@ -66,6 +96,13 @@ class DicedStore:
         #: so a few threads per core overlap storage latency with compression.
         self.io_pool = ThreadPoolExecutor(max_workers=4 * (os.cpu_count() or 1),
                                           thread_name_prefix="diced-io")
+        self._viewers: list[ViewerServer] = []
+        if port is not None:
+            try:
+                self.serve(port=port)
+            except BaseException:
+                self.close()
+                raise
 
     def __repr__(self) -> str:
         return f"DicedStore({self.location!r})"
@@ -78,9 +115,35 @@ class DicedStore:
         self.close()
 
     def close(self) -> None:
-        """Release the store's resources. Data is already durable; nothing is flushed."""
+        """Release the store's resources. Data is already durable; nothing is flushed.
+
+        Viewers started by ``port=`` or :meth:`serve` stop first, releasing their ports.
+        """
+        while getattr(self, "_viewers", None):
+            self._viewers.pop().stop()
         self.io_pool.shutdown(wait=True)
         self.backend.close()
+
+    def serve(self, host: str = "127.0.0.1", port: int = 8000, *,
+              allow_writes: bool = False) -> ViewerServer:
+        """Start the web viewer of this store in a background thread; return its handle.
+
+        It serves until ``handle.stop()`` or :meth:`close`. ``port=0`` picks a free port
+        (``handle.port`` tells which). Read-only unless ``allow_writes``. See docs/viewer.md.
+
+        Raises
+        ------
+        StorageError
+            The port is in use, or the address cannot be bound.
+        InvalidInputError
+            The port is not an integer from 0 to 65535.
+        """
+        # The viewer sits above the public API; it is imported only when asked for.
+        from diced_viewer import ViewerServer
+
+        viewer = ViewerServer(self, host, port, allow_writes=allow_writes).start()
+        self._viewers.append(viewer)
+        return viewer
 
     def create_repo(self, name: str, description: str = "") -> DicedRepo:
         """Create repo ``name`` and return it, positioned at its open root node.

@@ -454,10 +454,11 @@ def test_location_that_is_a_file(tmp_path: Path) -> None:
 
 def test_store_arguments(tmp_path: Path) -> None:
     location = tmp_path / "s.diced"
-    _raises(InvalidInputError, "port", lambda: DicedStore(str(location), port=8000))
+    _raises(InvalidInputError, "port", lambda: DicedStore(str(location), port=-1))
+    _raises(InvalidInputError, "port", lambda: DicedStore(str(location), port="8000"))
     _raises(InvalidInputError, "permissionfile",
             lambda: DicedStore(str(location), permissionfile="key.json"))
-    _raises(InvalidInputError, "ftp", lambda: DicedStore("ftp://example/x"))
+    _raises(InvalidInputError, "gopher", lambda: DicedStore("gopher://example/x"))
     _raises(InvalidInputError, "location", lambda: DicedStore(""))
     assert not location.exists()
 

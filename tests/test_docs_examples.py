@@ -58,3 +58,12 @@ def test_cli_page_examples_run(tmp_path: Path) -> None:
         outputs.append(result.stdout)
     assert "(open node)" not in outputs[1] and len(outputs[1].strip().splitlines()) >= 3
     assert "README.md" in outputs[2]
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    """CI proves the README: .ci/run's command is the README's test command, verbatim."""
+    readme = [line for block in _blocks(ROOT / "README.md", "bash")
+              for line in block.splitlines() if "pytest" in line]
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if "pytest" in line]
+    assert len(readme) == 1
+    assert ci == readme

@@ -6,5 +6,6 @@ Importing this package needs pytest (the ``test`` extra); diced itself never imp
 from __future__ import annotations
 
 from diced.testing.backend import ObjectStoreTests
+from diced.testing.counting import CountingObjectStore
 
-__all__ = ["ObjectStoreTests"]
+__all__ = ["CountingObjectStore", "ObjectStoreTests"]

@@ -5,6 +5,7 @@ See ``docs/format.md`` for what each object holds, who writes it and when.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, unquote
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "encode_name",
     "file_pointer",
     "file_pointers_prefix",
+    "is_immutable",
     "manifest",
     "next_claim",
     "node_record",
@@ -142,3 +144,17 @@ def page(repo: str, hexdigest: str) -> str:
 def manifest(repo: str, hexdigest: str) -> str:
     """Immutable, content-addressed manifest of a locked node."""
     return f"repos/{repo}/manifests/{hexdigest}.json"
+
+
+_IMMUTABLE = re.compile(r"^repos/[^/]+/(blobs/[0-9a-f]{2}/[0-9a-f]+|pages/[0-9a-f]{2}/[0-9a-f]+"
+                        r"|manifests/[0-9a-f]+\.json)$")
+
+
+def is_immutable(key: str) -> bool:
+    """Whether ``key`` names a blob, an index page or a manifest.
+
+    Those objects are content-addressed and create-only: once a key exists its bytes never
+    change, so they may be cached anywhere without invalidation (see
+    :class:`diced.backends.CachedObjectStore`).
+    """
+    return _IMMUTABLE.match(key) is not None

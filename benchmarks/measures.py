@@ -1,0 +1,94 @@
+"""The catalogue of figures: what each workload reports, for which systems, in which unit.
+
+The runner uses it to check that every worker reported what it owes, and to put a row in
+the table (with a note) for a system that is not installed or a task that failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.data import ARRAYS
+from benchmarks.plan import Plan
+
+__all__ = ["ALL_SYSTEMS", "WORKLOADS", "Measure", "catalogue"]
+
+ALL_SYSTEMS = ("diced-open", "diced-locked", "zarr", "tensorstore", "icechunk")
+_COMMITTING = ("diced-locked", "icechunk")
+_BRANCHING = ("diced-open", "diced-locked", "icechunk")
+
+#: Workloads selectable with ``--workloads``, in the order they run.
+WORKLOADS = ("bulk-write", "bulk-read", "random-reads", "rmw", "branch-bytes", "history")
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One figure of the table, for each of ``systems``.
+
+    ``key`` is what a worker reports it under; ``group`` is the table's workload column
+    and ``label`` its measure column. ``task`` is the worker workload that produces it.
+    """
+
+    key: str
+    task: str
+    group: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    systems: tuple[str, ...] = ALL_SYSTEMS
+
+
+def catalogue(plan: Plan) -> list[Measure]:
+    """Every figure a run of ``plan`` reports, in table order."""
+    n, c = plan.size, plan.chunk
+    out: list[Measure] = []
+    for name, dtype in ARRAYS.items():
+        volume = f"{name} {n}³ {dtype}"
+        out += [
+            Measure(f"write.{name}.throughput", "bulk-write", f"bulk write · {volume}",
+                    "throughput (incl. lock/commit)", "GB/s", True),
+            Measure(f"write.{name}.stored", "bulk-write", f"bulk write · {volume}",
+                    "size on disk", "MB", False),
+            Measure(f"read.{name}.throughput", "bulk-read", f"bulk read · {volume}",
+                    "throughput", "GB/s", True),
+        ]
+    for name, dtype in ARRAYS.items():
+        group = f"memory · read all of {name} {n}³ ({n**3 * dtype.itemsize / 1e6:.0f} MB)"
+        out += [
+            Measure(f"read.{name}.peak_rss", "bulk-read", group, "peak RSS of the process",
+                    "MB", False),
+            Measure(f"read.{name}.peak_increase", "bulk-read", group,
+                    "peak RSS increase during the read", "MB", False),
+        ]
+    for kind, edge in (("aligned", c), ("unaligned", plan.unaligned_edge)):
+        count = plan.aligned_reads if kind == "aligned" else plan.unaligned_reads
+        where = "chunk-aligned" if kind == "aligned" else "unaligned"
+        group = f"random reads · {count} × {edge}³ {where}"
+        out += [
+            Measure(f"reads.{kind}.median", "random-reads", group, "latency median", "ms",
+                    False),
+            Measure(f"reads.{kind}.p90", "random-reads", group, "latency p90", "ms", False),
+        ]
+    group = f"random writes · {plan.rmw_writes} × {plan.rmw_edge}³ unaligned (read-modify-write)"
+    out += [
+        Measure("rmw.median", "rmw", group, "latency median", "ms", False),
+        Measure("rmw.p90", "rmw", group, "latency p90", "ms", False),
+        Measure("rmw.commit", "rmw", group, "lock / commit after the writes", "ms", False,
+                _COMMITTING),
+        Measure("branch.bytes", "branch-bytes", f"branch + one-chunk edit · image {n}³",
+                "bytes added to the store", "KB", False, _BRANCHING),
+    ]
+    for depth in plan.depths:
+        group = f"history depth {depth}"
+        out += [
+            Measure(f"history.{depth}.commit", "history", group,
+                    "lock / commit of a one-chunk edit", "ms", False, _COMMITTING),
+            Measure(f"history.{depth}.branch", "history", group, "branch, ready to write",
+                    "ms", False, _COMMITTING),
+            Measure(f"history.{depth}.open", "history-reads", group, "open the version",
+                    "ms", False, _BRANCHING),
+            Measure(f"history.{depth}.read", "history-reads", group,
+                    f"{c}³ chunk read, median of {plan.depth_reads}", "ms", False,
+                    _BRANCHING),
+        ]
+    return out

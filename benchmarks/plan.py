@@ -1,0 +1,105 @@
+"""How big and how often: the benchmark plan, and where a run keeps its files."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FULL", "QUICK", "Layout", "Plan", "Task"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and repetition counts of one benchmark run.
+
+    Every array is a cube of edge ``size`` with cubic chunks of edge ``chunk``. Each figure
+    in the table is the median over ``reps`` repetitions, each in a fresh process (the
+    history chain is built once; its lock, commit and branch times are the median of
+    ``reps`` probes at each depth).
+    """
+
+    size: int
+    chunk: int
+    aligned_reads: int
+    unaligned_reads: int
+    unaligned_edge: int
+    rmw_writes: int
+    rmw_edge: int
+    depths: tuple[int, ...]
+    depth_reads: int
+    reps: int
+    seed: int = 2024
+
+    def with_reps(self, reps: int | None) -> Plan:
+        """This plan with ``reps`` repetitions (unchanged when ``reps`` is None)."""
+        return self if reps is None else replace(self, reps=reps)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        return cls(**{**data, "depths": tuple(data["depths"])})
+
+
+#: The issue's plan: 512³ volumes, 1000 random reads of each kind, history depth 1000.
+FULL = Plan(size=512, chunk=64, aligned_reads=1000, unaligned_reads=1000, unaligned_edge=100,
+            rmw_writes=200, rmw_edge=10, depths=(1, 100, 1000), depth_reads=200, reps=5)
+
+#: A smoke test of the harness (numbers are meaningless): tiny sizes, one repetition.
+QUICK = Plan(size=128, chunk=64, aligned_reads=20, unaligned_reads=20, unaligned_edge=100,
+             rmw_writes=20, rmw_edge=10, depths=(1, 5), depth_reads=10, reps=1)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths below a run's working directory (all on the same local disk).
+
+    ``data/`` holds the generated volumes as ``.npy``; ``prepared/<system>/<array>`` the
+    store each system wrote in its last bulk-write repetition, which the read, write and
+    history workloads start from; ``scratch/`` per-task copies, removed after each task.
+    """
+
+    root: Path
+
+    def data(self, array: str) -> Path:
+        return self.root / "data" / f"{array}.npy"
+
+    def prepared(self, system: str, array: str) -> Path:
+        return self.root / "prepared" / system / array
+
+    def history(self, system: str) -> Path:
+        return self.root / "history" / system
+
+    def scratch(self, system: str, workload: str, rep: int) -> Path:
+        return self.root / "scratch" / f"{system}-{workload}-{rep}"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work for one worker process: a workload on a system, one repetition.
+
+    ``array`` names the volume for the bulk workloads; ``keep`` makes a bulk write leave
+    its store in ``layout.prepared(...)`` for the workloads that follow.
+    """
+
+    workload: str
+    system: str
+    rep: int
+    plan: Plan
+    workdir: Path
+    array: str = "image"
+    keep: bool = False
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.workdir)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "plan": self.plan.to_json(), "workdir": str(self.workdir)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Task:
+        return cls(**{**data, "plan": Plan.from_json(data["plan"]),
+                      "workdir": Path(data["workdir"])})

@@ -1,0 +1,123 @@
+"""The GCS and S3 backends against the conformance kit, on fake-gcs-server and moto.
+
+Also checks what the kit cannot: a conditional write whose response is lost and which is
+sent again reports its own success, not a conflict; real conflicts still report False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from diced.backends import ObjectStore, open_backend
+from diced.backends._fsspec import FsspecObjectStore
+from diced.backends._gcs import GCSObjectStore
+from diced.backends._s3 import S3ObjectStore
+from diced.testing import ObjectStoreTests
+
+
+class TestGCSObjectStore(ObjectStoreTests):
+    @pytest.fixture
+    def store(self, gcs_bucket: str) -> Iterator[ObjectStore]:
+        store = open_backend(f"gs://{gcs_bucket}/prefix")
+        assert isinstance(store, GCSObjectStore)
+        yield store
+        store.close()
+
+
+class TestS3ObjectStore(ObjectStoreTests):
+    @pytest.fixture
+    def store(self, s3_bucket: str) -> Iterator[ObjectStore]:
+        store = open_backend(f"s3://{s3_bucket}/prefix")
+        assert isinstance(store, S3ObjectStore)
+        yield store
+        store.close()
+
+
+@pytest.fixture
+def cloud_store(cloud_location: str) -> FsspecObjectStore:
+    store = open_backend(cloud_location)
+    assert isinstance(store, FsspecObjectStore) and store.atomic_conditional_writes
+    return store
+
+
+def _lose_first_response(store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make the store's first upload land but fail as if its response were lost."""
+    store_once = store._store
+    calls = [0]
+
+    def store_then_drop_response(*args: Any, **kwargs: Any) -> None:
+        calls[0] += 1
+        store_once(*args, **kwargs)
+        if calls[0] == 1:
+            raise ConnectionResetError("connection reset before the response arrived")
+
+    monkeypatch.setattr(store, "_store", store_then_drop_response)
+    monkeypatch.setattr(store, "backoff", 0.01)
+    return calls
+
+
+def test_put_if_absent_retried_after_a_lost_response_reports_success(
+        cloud_store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _lose_first_response(cloud_store, monkeypatch)
+    assert cloud_store.put_if_absent("claim", b"mine") is True
+    assert calls[0] == 2, "the write was not sent again"
+    assert cloud_store.get("claim") == b"mine"
+    assert cloud_store.put_if_absent("claim", b"other") is False
+
+
+def test_compare_and_swap_retried_after_a_lost_response_reports_success(
+        cloud_store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud_store.put("pointer", b"old")
+    calls = _lose_first_response(cloud_store, monkeypatch)
+    assert cloud_store.compare_and_swap("pointer", b"old", b"new") is True
+    assert calls[0] == 2, "the write was not sent again"
+    assert cloud_store.get("pointer") == b"new"
+    assert cloud_store.compare_and_swap("pointer", b"old", b"newer") is False
+
+
+def test_compare_and_swap_loses_to_a_write_between_read_and_swap(
+        cloud_store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud_store.put("pointer", b"old")
+    fetch = cloud_store._fetch_versioned
+
+    def fetch_then_other_writer(key: str) -> tuple[bytes, str]:
+        found = fetch(key)
+        cloud_store.put(key, b"theirs")
+        return found
+
+    monkeypatch.setattr(cloud_store, "_fetch_versioned", fetch_then_other_writer)
+    assert cloud_store.compare_and_swap("pointer", b"old", b"mine") is False
+    assert cloud_store.get("pointer") == b"theirs"
+
+
+def test_compare_and_swap_retries_when_the_same_bytes_were_rewritten(
+        cloud_store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another writer rewrites the expected bytes (a new generation/ETag, same content)
+    # between the read and the swap: content comparison says the swap may proceed.
+    cloud_store.put("pointer", b"old")
+    fetch = cloud_store._fetch_versioned
+    rewrites = [0]
+
+    def fetch_then_rewrite(key: str) -> tuple[bytes, str]:
+        found = fetch(key)
+        if not rewrites[0]:
+            rewrites[0] += 1
+            cloud_store.put(key, b"old")
+        return found
+
+    monkeypatch.setattr(cloud_store, "_fetch_versioned", fetch_then_rewrite)
+    assert cloud_store.compare_and_swap("pointer", b"old", b"mine") is True
+    assert cloud_store.get("pointer") == b"mine"
+
+
+def test_a_missing_bucket_is_a_clear_storage_error(cloud_location: str) -> None:
+    from diced import StorageError
+
+    scheme = cloud_location.split("://")[0]
+    store = open_backend(f"{scheme}://no-such-bucket-here/x")
+    assert store.get("k") is None
+    with pytest.raises(StorageError, match="bucket does not exist"):
+        store.put("k", b"v")

@@ -1,0 +1,406 @@
+"""The JSON and DVID-compatible HTTP API over one :class:`~diced.DicedStore`.
+
+Handlers are plain functions; Starlette runs them in its thread pool because diced's API
+is synchronous. Each request opens the repo it needs, so a version locked or branched by
+another process is seen at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from markdown_it import MarkdownIt
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from diced import __version__
+from diced.array import DicedArray
+from diced.errors import NotFoundError
+from diced.repo import DicedRepo, NodeInfo
+from diced.store import DicedStore
+from diced_viewer._errors import ApiError, TooLarge, WritesDisabled
+from diced_viewer._slices import MAX_PLANE_EDGE, bounds, read_plane, to_png
+
+__all__ = ["MAX_BODY_BYTES", "MAX_RAW_BYTES", "api_routes"]
+
+#: Largest subvolume a raw GET returns or a raw POST accepts, in bytes.
+MAX_RAW_BYTES = 256 * 2**20
+#: Largest JSON request body (lock and branch messages), in bytes.
+MAX_BODY_BYTES = 64 * 2**10
+#: Most changed chunks a diff lists.
+MAX_DIFF_CHUNKS = 200_000
+_ARRAY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
+_SIZES = re.compile(r"^\d{1,10}(_\d{1,10}){0,31}$")
+_OFFSETS = re.compile(r"^-?\d{1,10}(_-?\d{1,10}){0,31}$")
+_markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def _store(request: Request) -> DicedStore:
+    store: DicedStore = request.app.state.store
+    return store
+
+
+def _writes(request: Request) -> bool:
+    return bool(request.app.state.allow_writes)
+
+
+def _repo_at(request: Request, uuid: str) -> DicedRepo:
+    """The repo holding version ``uuid`` (full or unique prefix), positioned there."""
+    if not uuid or len(uuid) > 200:
+        raise NotFoundError(f"no version node {uuid[:80]!r}")
+    return _store(request).open_repo(uuid=uuid, readonly=not _writes(request))
+
+
+def _array(repo: DicedRepo, name: str) -> DicedArray:
+    if not _ARRAY_NAME.match(name):
+        raise NotFoundError(f"no array {name[:80]!r} at version {repo.uuid}")
+    return repo.get_array(name)
+
+
+def _node_json(node: NodeInfo) -> dict[str, Any]:
+    return {"uuid": node.uuid, "parents": list(node.parents), "children": list(node.children),
+            "branch": node.branch, "note": node.note, "locked": node.locked,
+            "created": node.created, "locked_at": node.locked_at,
+            "lock_message": node.lock_message, "is_branch_leaf": node.is_branch_leaf}
+
+
+def _repo_summary(store: DicedStore, name: str) -> dict[str, Any]:
+    repo = store.open_repo(name, readonly=True)
+    nodes = repo.list_nodes()
+    updated = max((n.locked_at or n.created for n in nodes), default=repo.created)
+    return {"name": name, "uuid": repo.repo_uuid, "root": nodes[0].uuid if nodes else None,
+            "description": repo.description, "created": repo.created, "updated": updated,
+            "node_count": len(nodes), "master_leaf": repo.uuid}
+
+
+def _array_json(array: DicedArray) -> dict[str, Any]:
+    extents = array.get_extents()
+    stored = array.chunk_digests()
+    chunk_bytes = int(np.prod(array.chunks)) * array.dtype.itemsize
+    return {
+        "name": array.name, "dtype": str(array.dtype), "shape": list(array.shape),
+        "chunks": list(array.chunks), "ndim": array.ndim, "islabel3D": array.islabel3D,
+        "unbounded": array.unbounded, "extents": [[s.start, s.stop] for s in extents],
+        "bounds": [list(b) for b in bounds(array)], "stored_chunks": len(stored),
+        "stored_bytes": len(stored) * chunk_bytes, "locked": array.locked,
+    }
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 beyond ``limit`` bytes (before reading it all)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await _body(request, MAX_BODY_BYTES)
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise ApiError(f"the request body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError("the request body must be a JSON object")
+    return data
+
+
+# -- repos and nodes ---------------------------------------------------------------------------
+
+
+def server_info(request: Request) -> Response:
+    return JSONResponse({"location": _store(request).location, "writable": _writes(request),
+                         "diced_version": __version__})
+
+
+def list_repos(request: Request) -> Response:
+    store = _store(request)
+    return JSONResponse([_repo_summary(store, name) for name, _ in store.list_repos()])
+
+
+def repo_info(request: Request) -> Response:
+    name = request.path_params["repo"]
+    store = _store(request)
+    info = _repo_summary(store, name)
+    nodes = store.open_repo(name, readonly=True).list_nodes()
+    info["nodes"] = [_node_json(n) for n in nodes]
+    info["edges"] = [[p, n.uuid] for n in nodes for p in n.parents]
+    info["writable"] = _writes(request)
+    return JSONResponse(info)
+
+
+def node_info(request: Request) -> Response:
+    repo = _repo_at(request, request.path_params["uuid"])
+    record = repo.node_record()
+    files = repo.list_files()
+    readme = None
+    if "README.md" in files:
+        text = repo.download_filedata("README.md").decode("utf-8", "replace")
+        readme = _markdown.render(text)
+    node = next(n for n in repo.list_nodes() if n.uuid == repo.uuid)
+    return JSONResponse({
+        **_node_json(node), "repo": repo.name, "repo_uuid": repo.repo_uuid,
+        "arrays": [_array_json(repo.get_array(name)) for name, _ in repo.list_instances()],
+        "files": files, "readme_html": readme,
+        "log": [{"uuid": u, "message": m} for u, m in repo.get_commit_log()],
+        "note": record.note, "writable": _writes(request) and not node.locked,
+    })
+
+
+def node_arrays(request: Request) -> Response:
+    repo = _repo_at(request, request.path_params["uuid"])
+    return JSONResponse([_array_json(repo.get_array(n)) for n, _ in repo.list_instances()])
+
+
+async def lock_node(request: Request) -> Response:
+    if not _writes(request):
+        raise WritesDisabled()
+    body = await _json_body(request)
+    message = body.get("message", "")
+    def lock() -> str:
+        repo = _repo_at(request, request.path_params["uuid"])
+        repo.lock_node(message)
+        return repo.uuid
+
+    return JSONResponse({"uuid": await run_in_threadpool(lock), "locked": True})
+
+
+async def branch_node(request: Request) -> Response:
+    if not _writes(request):
+        raise WritesDisabled()
+    body = await _json_body(request)
+    message, name = body.get("message", ""), body.get("name") or None
+    def branch() -> str:
+        return _repo_at(request, request.path_params["uuid"]).create_branch(message, name)
+
+    return JSONResponse({"uuid": await run_in_threadpool(branch)}, status_code=201)
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+def file_keys(request: Request) -> Response:
+    return JSONResponse(_repo_at(request, request.path_params["uuid"]).list_files())
+
+
+def file_data(request: Request) -> Response:
+    repo = _repo_at(request, request.path_params["uuid"])
+    name = request.path_params["name"]
+    data = repo.download_filedata(name)
+    quoted = name.encode("ascii", "replace").decode().replace('"', "_")
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{quoted}"'})
+
+
+# -- arrays --------------------------------------------------------------------------------------
+
+
+def array_info(request: Request) -> Response:
+    repo = _repo_at(request, request.path_params["uuid"])
+    array = _array(repo, request.path_params["array"])
+    info = _array_json(array)
+    # DVID's info shape, with axes named x fastest (the last numpy axis).
+    names = ["X", "Y", "Z", *(f"A{i}" for i in range(3, array.ndim))][:array.ndim]
+    info["Base"] = {"TypeName": "diced-array", "Name": array.name, "DataUUID": repo.uuid,
+                    "Versioned": True}
+    info["Extended"] = {"Axes": [{"Label": n, "Size": s, "BlockSize": c} for n, s, c in
+                                 zip(names, reversed(array.shape), reversed(array.chunks),
+                                     strict=True)],
+                        "MinPoint": [s.start for s in reversed(array.get_extents())],
+                        "MaxPoint": [s.stop - 1 for s in reversed(array.get_extents())]}
+    return JSONResponse(info)
+
+
+def _raw_selection(request: Request, array: DicedArray) -> tuple[tuple[slice, ...],
+                                                                 tuple[int, ...]]:
+    """numpy selection and shape of a DVID raw request (sizes and offsets x first)."""
+    dims, sizes, offsets = (request.path_params[k] for k in ("dims", "size", "offset"))
+    ndim = array.ndim
+    if dims != "_".join(str(i) for i in range(ndim)):
+        raise ApiError(f"array {array.name!r} has {ndim} axes: use dims "
+                       f"{'_'.join(str(i) for i in range(ndim))!r} (x first)")
+    if not _SIZES.match(sizes) or not _OFFSETS.match(offsets):
+        raise ApiError("size and offset are integers joined by '_', x first")
+    size = [int(s) for s in sizes.split("_")]
+    offset = [int(o) for o in offsets.split("_")]
+    if len(size) != ndim or len(offset) != ndim:
+        raise ApiError(f"size and offset need {ndim} integers each (x first)")
+    nbytes = math.prod(size) * array.dtype.itemsize
+    if nbytes > MAX_RAW_BYTES:
+        raise TooLarge(f"the subvolume has {nbytes} bytes; the limit is {MAX_RAW_BYTES} bytes")
+    shape = tuple(reversed(size))
+    start = tuple(reversed(offset))
+    for axis, (s0, n, full) in enumerate(zip(start, shape, array.shape, strict=True)):
+        if s0 < 0 or s0 + n > full:
+            raise ApiError(f"the subvolume leaves the array on numpy axis {axis} "
+                           f"({s0}..{s0 + n} of {full})")
+    return tuple(slice(s0, s0 + n) for s0, n in zip(start, shape, strict=True)), shape
+
+
+def raw_get(request: Request) -> Response:
+    repo = _repo_at(request, request.path_params["uuid"])
+    array = _array(repo, request.path_params["array"])
+    selection, _ = _raw_selection(request, array)
+    data = np.ascontiguousarray(array[selection], dtype=array.dtype.newbyteorder("<"))
+    return Response(data.tobytes(), media_type="application/octet-stream")
+
+
+async def raw_post(request: Request) -> Response:
+    if not _writes(request):
+        raise WritesDisabled()
+    def prepare() -> tuple[DicedArray, tuple[slice, ...], tuple[int, ...]]:
+        repo = _repo_at(request, request.path_params["uuid"])
+        array = _array(repo, request.path_params["array"])
+        selection, shape = _raw_selection(request, array)
+        return array, selection, shape
+
+    array, selection, shape = await run_in_threadpool(prepare)
+    expected = math.prod(shape) * array.dtype.itemsize
+    body = await _body(request, expected)
+    if len(body) != expected:
+        raise ApiError(f"the body has {len(body)} bytes; this subvolume needs {expected}")
+    data = np.frombuffer(body, dtype=array.dtype.newbyteorder("<")).reshape(shape)
+
+    def write() -> None:
+        array[selection] = data
+
+    await run_in_threadpool(write)
+    return Response(status_code=204)
+
+
+def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ApiError(f"{name} must be an integer") from exc
+    if not lo <= value <= hi:
+        raise ApiError(f"{name} must be in {lo}..{hi}")
+    return value
+
+
+def _float_param(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ApiError(f"{name} must be a number") from exc
+    if not math.isfinite(value):
+        raise ApiError(f"{name} must be finite")
+    return value
+
+
+def _plane(request: Request) -> tuple[DicedArray, Any]:
+    repo = _repo_at(request, request.path_params["uuid"])
+    array = _array(repo, request.path_params["array"])
+    ndim = array.ndim
+    rows = _int_param(request, "rows", max(ndim - 2, 0), 0, 31)
+    cols = _int_param(request, "cols", max(ndim - 1, 0), 0, 31)
+    width = _int_param(request, "width", 1024, 1, MAX_PLANE_EDGE)
+    height = _int_param(request, "height", 1024, 1, MAX_PLANE_EDGE)
+    raw_index = request.query_params.get("index")
+    if raw_index:
+        try:
+            index = [int(v) for v in raw_index.split(",")]
+        except ValueError as exc:
+            raise ApiError("index is integers separated by commas, one per axis") from exc
+    else:
+        index = [(lo + hi) // 2 for lo, hi in bounds(array)]
+    region: tuple[int, int, int, int] | None = None
+    raw_region = request.query_params.get("region")
+    if raw_region:
+        try:
+            r0, r1, c0, c1 = (int(v) for v in raw_region.split(","))
+        except ValueError as exc:
+            raise ApiError("region is four integers: row_start,row_stop,col_start,col_stop") \
+                from exc
+        region = (r0, r1, c0, c1)
+    return array, read_plane(array, rows, cols, index, width, height, region)
+
+
+def _plane_headers(plane: Any) -> dict[str, str]:
+    return {"X-Diced-Shape": f"{plane.data.shape[0]},{plane.data.shape[1]}",
+            "X-Diced-Origin": f"{plane.origin[0]},{plane.origin[1]}",
+            "X-Diced-Step": f"{plane.step[0]},{plane.step[1]}",
+            "X-Diced-Dtype": plane.data.dtype.newbyteorder("<").str,
+            "Access-Control-Expose-Headers": "X-Diced-Shape, X-Diced-Origin, X-Diced-Step, "
+                                             "X-Diced-Dtype"}
+
+
+def slice_png(request: Request) -> Response:
+    array, plane = _plane(request)
+    label = request.query_params.get("label", "auto")
+    as_label = array.islabel3D if label == "auto" else label in ("1", "true", "yes")
+    png = to_png(plane, label=as_label, lo=_float_param(request, "lo"),
+                 hi=_float_param(request, "hi"))
+    return Response(png, media_type="image/png", headers=_plane_headers(plane))
+
+
+def slice_raw(request: Request) -> Response:
+    _, plane = _plane(request)
+    # Browsers have no float16 typed array; float32 holds every float16 value exactly.
+    dtype = np.dtype("<f4") if plane.data.dtype == np.float16 else \
+        plane.data.dtype.newbyteorder("<")
+    plane = replace(plane, data=np.ascontiguousarray(plane.data, dtype=dtype))
+    data = plane.data
+    return Response(data.tobytes(), media_type="application/octet-stream",
+                    headers=_plane_headers(plane))
+
+
+def array_diff(request: Request) -> Response:
+    repo = _repo_at(request, request.path_params["uuid"])
+    name = request.path_params["array"]
+    mine = _array(repo, name)
+    other_uuid = request.query_params.get("other", "")
+    other_repo = _repo_at(request, other_uuid)
+    if other_repo.repo_uuid != repo.repo_uuid:
+        raise ApiError("compare versions of the same repo")
+    try:
+        theirs: dict[tuple[int, ...], str] = _array(other_repo, name).chunk_digests()
+    except NotFoundError:
+        theirs = {}
+    ours = mine.chunk_digests()
+    changed = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    return JSONResponse({"uuid": repo.uuid, "other": other_repo.uuid,
+                         "chunks": list(mine.chunks), "truncated": len(changed) > MAX_DIFF_CHUNKS,
+                         "changed": [list(k) for k in changed[:MAX_DIFF_CHUNKS]]})
+
+
+def api_routes() -> list[Route]:
+    node = "/api/node/{uuid}"
+    raw = node + "/{array}/raw/{dims}/{size}/{offset}"
+    return [
+        Route("/api/server", server_info),
+        Route("/api/repos", list_repos),
+        Route("/api/repos/{repo}", repo_info),
+        Route(node, node_info),
+        Route(node + "/arrays", node_arrays),
+        Route(node + "/lock", lock_node, methods=["POST"]),
+        Route(node + "/branch", branch_node, methods=["POST"]),
+        Route(node + "/.files/keys", file_keys),
+        Route(node + "/.files/key/{name:path}", file_data),
+        Route(node + "/{array}/info", array_info),
+        Route(node + "/{array}/slice.png", slice_png),
+        Route(node + "/{array}/slice.raw", slice_raw),
+        Route(node + "/{array}/diff", array_diff),
+        Route(raw, raw_get, methods=["GET"]),
+        Route(raw, raw_post, methods=["POST"]),
+    ]

@@ -1,0 +1,48 @@
+"""The Starlette application: API routes, zarr routes, OpenAPI, and the static front end."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from diced.store import DicedStore
+from diced_viewer._api import api_routes
+from diced_viewer._errors import exception_handlers
+from diced_viewer._openapi import openapi_document
+from diced_viewer._zarr_http import zarr_routes
+
+__all__ = ["create_app"]
+
+_STATIC = str(files("diced_viewer") / "static")
+
+
+def _page(name: str) -> Route:
+    async def endpoint(request: Request) -> Response:
+        return FileResponse(f"{_STATIC}/{name}", headers={"Cache-Control": "no-cache"})
+
+    return Route("/" if name == "index.html" else f"/{name.removesuffix('.html')}", endpoint)
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(bool(request.app.state.allow_writes)))
+
+
+def create_app(store: DicedStore, *, allow_writes: bool = False) -> Starlette:
+    """An ASGI app serving ``store``: read-only unless ``allow_writes``."""
+    routes: list[BaseRoute] = [
+        _page("index.html"),
+        _page("docs.html"),
+        Route("/openapi.json", _openapi),
+        *api_routes(),
+        *zarr_routes(),
+        Mount("/static", StaticFiles(directory=_STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, exception_handlers=exception_handlers)
+    app.state.store = store
+    app.state.allow_writes = allow_writes
+    return app

@@ -1,0 +1,123 @@
+"""The OpenAPI 3.1 description of the viewer's HTTP API (served at ``/openapi.json``).
+
+Written by hand next to the routes (Starlette has no schema generation that knows our
+binary responses); ``tests/viewer/test_openapi_fuzz.py`` fuzzes every operation described
+here, so a route missing from this document is a route nobody tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["openapi_document"]
+
+_ERROR = {"description": "Error", "content": {"application/json": {"schema": {
+    "$ref": "#/components/schemas/Error"}}}}
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+_ANY_JSON: dict[str, Any] = {"application/json": {"schema": {}}}
+
+
+def _param(name: str, where: str = "path", description: str = "",
+           schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": where == "path",
+            "description": description, "schema": schema or {"type": "string"}}
+
+
+_UUID = _param("uuid", description="Version node: full UUID or a unique prefix")
+_ARRAY = _param("array", description="Array name")
+_PLANE_QUERY = [
+    _param("rows", "query", "numpy axis shown as rows (default ndim-2)",
+           {"type": "integer", "minimum": 0, "maximum": 31}),
+    _param("cols", "query", "numpy axis shown as columns (default ndim-1)",
+           {"type": "integer", "minimum": 0, "maximum": 31}),
+    _param("index", "query", "Comma-separated coordinate per axis (displayed axes ignored); "
+           "default: the middle of each axis"),
+    _param("region", "query", "Window of the displayed axes: row_start,row_stop,col_start,"
+           "col_stop (default: the whole plane)"),
+    _param("width", "query", "Maximum width in pixels", {"type": "integer", "minimum": 1,
+                                                         "maximum": 4096}),
+    _param("height", "query", "Maximum height in pixels", {"type": "integer", "minimum": 1,
+                                                           "maximum": 4096}),
+]
+
+
+def _op(summary: str, params: list[dict[str, Any]], content: dict[str, Any],
+        *, ok: str = "200", body: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "parameters": params, "responses": {
+        ok: {"description": "OK", **({"content": content} if content else {})},
+        "400": _ERROR, "403": _ERROR, "404": _ERROR, "409": _ERROR, "413": _ERROR}}
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+def openapi_document(writable: bool) -> dict[str, Any]:
+    """The API description; write operations are listed only when writes are allowed."""
+    message_body = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"message": {"type": "string"},
+                                         "name": {"type": ["string", "null"]}},
+        "required": ["message"]}}}}
+    raw_params = [_UUID, _ARRAY,
+                  _param("dims", description="Axes, x first: 0_1_2 for a 3-D array"),
+                  _param("size", description="Subvolume size, x first: sx_sy_sz"),
+                  _param("offset", description="Subvolume offset, x first: ox_oy_oz")]
+    raw_path = "/api/node/{uuid}/{array}/raw/{dims}/{size}/{offset}"
+    paths: dict[str, Any] = {
+        "/api/server": {"get": _op("Store location, write mode and diced version", [],
+                                   _ANY_JSON)},
+        "/api/repos": {"get": _op("List repos with description, dates and node count", [],
+                                  _ANY_JSON)},
+        "/api/repos/{repo}": {"get": _op("Repo info with its version DAG (nodes and edges)",
+                                         [_param("repo", description="Repo name")], _ANY_JSON)},
+        "/api/node/{uuid}": {"get": _op("Version node: arrays, files, README, commit log",
+                                        [_UUID], _ANY_JSON)},
+        "/api/node/{uuid}/arrays": {"get": _op("Arrays of a version with metadata", [_UUID],
+                                               _ANY_JSON)},
+        "/api/node/{uuid}/.files/keys": {"get": _op("File names of a version", [_UUID],
+                                                    _ANY_JSON)},
+        "/api/node/{uuid}/.files/key/{name}": {"get": _op(
+            "Download a file", [_UUID, _param("name", description="File name")], _BINARY)},
+        "/api/node/{uuid}/{array}/info": {"get": _op("Array metadata (DVID-style info)",
+                                                     [_UUID, _ARRAY], _ANY_JSON)},
+        "/api/node/{uuid}/{array}/slice.png": {"get": _op(
+            "PNG of one plane, downsampled to fit width x height",
+            [_UUID, _ARRAY, *_PLANE_QUERY,
+             _param("lo", "query", "Window low (grey 0)", {"type": "number"}),
+             _param("hi", "query", "Window high (grey 255)", {"type": "number"}),
+             _param("label", "query", "Colour label ids: auto, true or false")],
+            {"image/png": {"schema": {"type": "string", "format": "binary"}}})},
+        "/api/node/{uuid}/{array}/slice.raw": {"get": _op(
+            "One plane as little-endian values (row-major); X-Diced-* headers give shape, "
+            "origin, step and dtype", [_UUID, _ARRAY, *_PLANE_QUERY], _BINARY)},
+        "/api/node/{uuid}/{array}/diff": {"get": _op(
+            "Chunks that differ between this version and another",
+            [_UUID, _ARRAY, {**_param("other", "query", "The other version"),
+                             "required": True}], _ANY_JSON)},
+        raw_path: {"get": _op("DVID raw subvolume, little-endian, x fastest", raw_params,
+                              _BINARY)},
+        "/zarr/{repo}/{version}/{key}": {"get": _op(
+            "A version as plain zarr v3 (zarr.json documents and chunk keys; Range, CORS)",
+            [_param("repo", description="Repo name"),
+             _param("version", description="UUID, prefix or :branch"),
+             _param("key", description="zarr key, e.g. zarr.json or img/c/0/0/0")],
+            {"application/json": {"schema": {}}, **_BINARY})},
+    }
+    if writable:
+        paths["/api/node/{uuid}/lock"] = {"post": _op("Lock an open version", [_UUID],
+                                                      _ANY_JSON, body=message_body)}
+        paths["/api/node/{uuid}/branch"] = {"post": _op(
+            "Create an open child of a locked version", [_UUID], _ANY_JSON, ok="201",
+            body=message_body)}
+        paths[raw_path]["post"] = _op(
+            "Write a DVID raw subvolume (little-endian, x fastest)", raw_params, {}, ok="204",
+            body={"required": True, "content": _BINARY})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "diced viewer API", "version": "1",
+                 "description": "Read (and with --allow-writes, change) a diced store. "
+                                "Axis conventions: see docs/viewer.md."},
+        "paths": paths,
+        "components": {"schemas": {"Error": {"type": "object", "required": ["error", "status"],
+                                             "properties": {"error": {"type": "string"},
+                                                            "status": {"type": "integer"}}}}},
+    }

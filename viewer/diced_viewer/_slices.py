@@ -1,0 +1,125 @@
+"""Planes of arrays for display: strided reads, contrast windows, label colours, PNG."""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from diced.array import DicedArray
+from diced_viewer._errors import ApiError, TooLarge
+
+__all__ = ["MAX_PLANE_EDGE", "Plane", "bounds", "label_colours", "read_plane", "to_png"]
+
+#: Largest edge of a plane image, in pixels (after downsampling).
+MAX_PLANE_EDGE = 4096
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A 2-D plane of an array: ``data[r, c]`` is voxel ``origin + (r, c) * step``."""
+
+    data: npt.NDArray[Any]
+    rows_axis: int
+    cols_axis: int
+    origin: tuple[int, int]
+    step: tuple[int, int]
+
+
+def bounds(array: DicedArray) -> list[tuple[int, int]]:
+    """The displayable ``[start, stop)`` of each axis: the shape, or the extents if unbounded."""
+    if array.unbounded:
+        return [(s.start, s.stop) for s in array.get_extents()]
+    return [(0, n) for n in array.shape]
+
+
+def read_plane(array: DicedArray, rows_axis: int, cols_axis: int, index: list[int],
+               max_width: int, max_height: int,
+               region: tuple[int, int, int, int] | None = None) -> Plane:
+    """The plane of ``rows_axis`` × ``cols_axis`` through ``index``, at most the given size.
+
+    ``region`` (``row_start, row_stop, col_start, col_stop``, clipped to the array) limits
+    the plane to a window, which a zoomed-in view fetches at full resolution.
+    Downsampling keeps every n-th voxel (nearest neighbour), so values stay exact: labels
+    keep their ids and the value under the cursor is a real voxel value.
+    """
+    ndim = array.ndim
+    if ndim < 2:
+        raise ApiError(f"array {array.name!r} has {ndim} dimension; planes need 2 or more")
+    if not (0 <= rows_axis < ndim and 0 <= cols_axis < ndim) or rows_axis == cols_axis:
+        raise ApiError(f"rows and cols must be two different axes in 0..{ndim - 1}")
+    if not (1 <= max_width <= MAX_PLANE_EDGE and 1 <= max_height <= MAX_PLANE_EDGE):
+        raise TooLarge(f"width and height must be 1..{MAX_PLANE_EDGE} pixels")
+    if len(index) != ndim:
+        raise ApiError(f"index needs {ndim} coordinates (one per axis), got {len(index)}")
+    box = bounds(array)
+    selection: list[Any] = []
+    for axis, ((lo, hi), at) in enumerate(zip(box, index, strict=True)):
+        if axis in (rows_axis, cols_axis):
+            selection.append(None)
+        elif not lo <= at < hi:
+            raise ApiError(f"index {at} on axis {axis} is outside {lo}..{hi - 1}")
+        else:
+            selection.append(at)
+    (r0, r1), (c0, c1) = box[rows_axis], box[cols_axis]
+    if region is not None:
+        r0, r1 = max(r0, region[0]), min(r1, region[1])
+        c0, c1 = max(c0, region[2]), min(c1, region[3])
+    if r1 <= r0 or c1 <= c0:
+        raise ApiError(f"array {array.name!r} has no data in this plane (outside it, or "
+                       "nothing written yet)", 404)
+    step_r = max(1, math.ceil((r1 - r0) / max_height))
+    step_c = max(1, math.ceil((c1 - c0) / max_width))
+    selection[rows_axis] = slice(r0, r1, step_r)
+    selection[cols_axis] = slice(c0, c1, step_c)
+    data = np.asarray(array[tuple(selection)])
+    if rows_axis > cols_axis:
+        data = data.T
+    return Plane(np.ascontiguousarray(data), rows_axis, cols_axis, (r0, c0), (step_r, step_c))
+
+
+def label_colours(data: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+    """RGB colours for label ids: a fixed hash per id, black for 0 (background)."""
+    ids = data.astype(np.uint64)
+    h = ids * np.uint64(0x9E3779B97F4A7C15)
+    h ^= h >> np.uint64(29)
+    rgb = np.stack([(h >> np.uint64(s)) & np.uint64(0xFF) for s in (0, 8, 16)], axis=-1)
+    rgb = (rgb.astype(np.uint16) // 2 + 96).astype(np.uint8)  # bright, never black
+    rgb[ids == 0] = 0
+    return rgb
+
+
+def to_png(plane: Plane, *, label: bool, lo: float | None, hi: float | None) -> bytes:
+    """PNG of a plane: label colours, or grey levels of the window ``[lo, hi]``.
+
+    The default window of integer dtypes of at most 8 bits is the dtype's range, so a
+    uint8 plane's PNG holds the voxel values unchanged; other dtypes default to the
+    plane's minimum and maximum.
+    """
+    data = plane.data
+    if label:
+        image = Image.fromarray(label_colours(data))
+    else:
+        values = data.astype(np.float64)
+        if data.dtype.kind in "biu" and data.dtype.itemsize == 1:
+            default_lo, default_hi = (0.0, 1.0) if data.dtype.kind == "b" else (
+                float(np.iinfo(data.dtype).min), float(np.iinfo(data.dtype).max))
+        elif values.size:
+            finite = values[np.isfinite(values)]
+            default_lo = float(finite.min()) if finite.size else 0.0
+            default_hi = float(finite.max()) if finite.size else 1.0
+        else:
+            default_lo, default_hi = 0.0, 1.0
+        low = default_lo if lo is None else lo
+        high = default_hi if hi is None else hi
+        span = high - low if high > low else 1.0
+        grey = np.clip(np.nan_to_num((values - low) / span * 255.0), 0, 255)
+        image = Image.fromarray(np.rint(grey).astype(np.uint8))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
