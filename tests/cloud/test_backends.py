@@ -121,3 +121,44 @@ def test_a_missing_bucket_is_a_clear_storage_error(cloud_location: str) -> None:
     assert store.get("k") is None
     with pytest.raises(StorageError, match="bucket does not exist"):
         store.put("k", b"v")
+
+
+def test_permissionfile_is_a_service_account_key(tmp_path: Any, gcs_url: str) -> None:
+    """The key file becomes gcsfs's credentials (requests would then be signed with it)."""
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from google.oauth2 import service_account
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps({
+        "type": "service_account", "project_id": "lab", "private_key_id": "1",
+        "private_key": pem, "client_email": "diced@lab.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token",
+    }))
+    store = open_backend("gs://bucket/prefix", permissionfile=str(key))
+    assert isinstance(store, GCSObjectStore)
+    credentials = store.fs.credentials.credentials
+    assert isinstance(credentials, service_account.Credentials)
+    assert credentials.service_account_email == "diced@lab.iam.gserviceaccount.com"
+    anonymous = open_backend("gs://bucket/prefix", anonymous=True)
+    assert anonymous.fs.credentials.method == "anon"
+
+
+def test_storage_options_point_at_an_endpoint_without_the_environment(
+        gcs_bucket: str, s3_bucket: str, gcs_url: str, s3_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from diced import DicedStore
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    for location, options in ((f"gs://{gcs_bucket}/s", {"endpoint_url": gcs_url, "token": "anon"}),
+                              (f"s3://{s3_bucket}/s", {"endpoint_url": s3_url})):
+        with DicedStore(location, storage_options=options) as store:
+            store.create_repo("r")
+        with DicedStore(location, storage_options=options) as store:
+            assert [name for name, _ in store.list_repos()] == ["r"]
