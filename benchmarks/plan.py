@@ -81,7 +81,8 @@ class Task:
     """One unit of work for one worker process: a workload on a system, one repetition.
 
     ``array`` names the volume for the bulk workloads; ``keep`` makes a bulk write leave
-    its store in ``layout.prepared(...)`` for the workloads that follow.
+    its store in ``layout.prepared(...)`` for the workloads that follow; ``depth`` is the
+    history depth a history read measures.
     """
 
     workload: str
@@ -91,6 +92,7 @@ class Task:
     workdir: Path
     array: str = "image"
     keep: bool = False
+    depth: int = 0
 
     @property
     def layout(self) -> Layout:

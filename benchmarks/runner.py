@@ -73,7 +73,7 @@ class _State:
 
 def _run_worker(task: Task, scratch: Path, timeout: float) -> tuple[dict[str, Any] | None, str]:
     """Run ``task`` in a fresh interpreter; return its result, or None and the reason."""
-    name = f"{task.workload}-{task.system}-{task.array}-{task.rep}"
+    name = f"{task.workload}-{task.system}-{task.array}-{task.depth}-{task.rep}"
     task_file, result_file = scratch / f"{name}.task.json", scratch / f"{name}.result.json"
     task_file.write_text(json.dumps(task.to_json()))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -119,7 +119,10 @@ def _tasks(plan: Plan, workdir: Path, workloads: Iterable[str], prepare: list[st
         add("branch-bytes", [s for s in active if s in _VERSIONED], plan.reps)
     if "history" in selected:
         add("history", builders, 1)
-        add("history-reads", [s for s in active if s in _VERSIONED], plan.reps)
+        for rep in range(plan.reps):
+            for depth in plan.depths:
+                schedule.extend((Task("history-reads", key, rep, plan, workdir, depth=depth),
+                                 True) for key in active if key in _VERSIONED)
     return schedule
 
 
@@ -169,9 +172,7 @@ def run(plan: Plan, systems: list[str], workloads: list[str], workdir: Path | No
         state = _State()
         broken: set[tuple[str, str]] = set()
         for number, (task, counts) in enumerate(schedule, 1):
-            label = f"[{number}/{len(schedule)}] {task.workload} {task.system}" + (
-                f" {task.array}" if task.workload.startswith("bulk") else "") + \
-                f" rep {task.rep + 1}"
+            label = f"[{number}/{len(schedule)}] {_describe(task)}"
             lost = [dep for dep in _depends_on(task) if dep in broken]
             if lost:
                 _fail(state, task, f"skipped: its input ({lost[0][0]}) failed")
@@ -204,10 +205,15 @@ def run(plan: Plan, systems: list[str], workloads: list[str], workdir: Path | No
                codecs={array: chain for (_, array), chain in state.codecs.items()})
 
 
+def _describe(task: Task) -> str:
+    """``bulk-write diced-open image rep 1``: a task as the progress lines name it."""
+    detail = (f" {task.array}" if task.workload.startswith("bulk")
+              else f" depth {task.depth}" if task.workload == "history-reads" else "")
+    return f"{task.workload} {task.system}{detail} rep {task.rep + 1}"
+
+
 def _fail(state: _State, task: Task, reason: str) -> None:
-    state.errors.append(f"{task.workload} on {task.system}"
-                        f"{' (' + task.array + ')' if task.workload.startswith('bulk') else ''}"
-                        f", repetition {task.rep + 1}: {reason}")
+    state.errors.append(f"{_describe(task)}: {reason}")
     workload = "history" if task.workload == "history-reads" else task.workload
     state.failed.setdefault((workload, task.system), reason)
     if task.keep:  # every workload reading this system's prepared store is lost too

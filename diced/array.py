@@ -53,7 +53,13 @@ class ArrayDtype(enum.Enum):
 
 
 def _as_dtype(value: Any, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-    """``value`` converted exactly as ``numpy_array[...] = value`` would convert it."""
+    """``value`` converted exactly as ``numpy_array[...] = value`` would convert it.
+
+    An array that already has ``dtype`` is returned as it is (it is only read), so a
+    bulk write neither copies its input nor doubles its memory.
+    """
+    if isinstance(value, np.ndarray) and value.dtype == dtype:
+        return value
     try:
         src = value if isinstance(value, np.ndarray) else np.asarray(value)
         out = np.empty(src.shape, dtype=dtype)
