@@ -12,6 +12,7 @@ from contextlib import contextmanager, suppress
 import xxhash
 
 from diced.backends._base import ObjectStore, check_key
+from diced.backends._forwarding import ForwardingObjectStore
 from diced.errors import InvalidInputError, StorageError
 
 __all__ = ["CachedObjectStore"]
@@ -26,7 +27,7 @@ _LOW_WATER = 0.9
 _LEDGER_WIDTH = 20
 
 
-class CachedObjectStore(ObjectStore):
+class CachedObjectStore(ForwardingObjectStore):
     """``inner`` with a bounded, least-recently-used disk cache of its immutable objects.
 
     ``get`` of a key that ``is_immutable(key)`` accepts is served from ``directory`` when
@@ -64,12 +65,10 @@ class CachedObjectStore(ObjectStore):
                  is_immutable: Callable[[str], bool]) -> None:
         if max_bytes < 0:
             raise InvalidInputError(f"the cache size must be >= 0 bytes, got {max_bytes}")
-        self.inner = inner
+        super().__init__(inner)
         self.directory = os.path.abspath(os.path.expanduser(directory))
         self.max_bytes = max_bytes
         self.is_immutable = is_immutable
-        self.atomic_conditional_writes = inner.atomic_conditional_writes
-        self.writable = inner.writable
         self._objects = os.path.join(self.directory, "objects")
         self._tmp = os.path.join(self.directory, "tmp")
         self._lock_path = os.path.join(self.directory, "lock")
@@ -223,28 +222,9 @@ class CachedObjectStore(ObjectStore):
                 return data[start:start + length]
         return self.inner.get_range(key, start, length)
 
-    def put(self, key: str, data: bytes) -> None:
-        # docstring inherited
-        self.inner.put(key, data)
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        # docstring inherited
-        return self.inner.put_if_absent(key, data)
-
-    def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
-        # docstring inherited
-        return self.inner.compare_and_swap(key, expected, new)
-
     def delete(self, key: str) -> None:
         # docstring inherited
         self.inner.delete(key)
         if self.is_immutable(key):
             self._discard(self._path(key))
 
-    def list_prefix(self, prefix: str) -> Iterator[str]:
-        # docstring inherited
-        return self.inner.list_prefix(prefix)
-
-    def close(self) -> None:
-        # docstring inherited
-        self.inner.close()

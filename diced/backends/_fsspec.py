@@ -27,7 +27,12 @@ from typing import Any, TypeVar
 from diced.backends._base import ObjectStore, check_key
 from diced.errors import DicedException, StorageError
 
-__all__ = ["WRITE_ID", "FsspecObjectStore", "PreconditionFailed"]
+__all__ = [
+    "WRITE_ID",
+    "BucketObjectStore",
+    "FsspecObjectStore",
+    "PreconditionFailed",
+]
 
 _T = TypeVar("_T")
 
@@ -254,3 +259,21 @@ class FsspecObjectStore(ObjectStore):
         except FileNotFoundError:
             return iter(())
         return iter(keys)
+
+
+class BucketObjectStore(FsspecObjectStore):
+    """Base of the object-store backends with conditional requests: a bucket and a prefix.
+
+    ``_name(key)`` is the object name of a key inside the bucket.
+    """
+
+    writable = True
+    atomic_conditional_writes = True
+
+    def __init__(self, fs: Any, bucket: str, prefix: str) -> None:
+        super().__init__(fs, f"{bucket}/{prefix.strip('/')}".rstrip("/"))
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key

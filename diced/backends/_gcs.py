@@ -15,7 +15,7 @@ import fsspec
 from gcsfs.core import UnclosableBytesIO
 from gcsfs.retry import HttpError, errs
 
-from diced.backends._fsspec import WRITE_ID, FsspecObjectStore, PreconditionFailed
+from diced.backends._fsspec import WRITE_ID, BucketObjectStore, PreconditionFailed
 
 __all__ = ["GCSObjectStore", "open_gcs"]
 
@@ -42,7 +42,7 @@ def open_gcs(bucket: str, prefix: str, *, permissionfile: str | None = None,
     return GCSObjectStore(fsspec.filesystem("gcs", **options), bucket, prefix)
 
 
-class GCSObjectStore(FsspecObjectStore):
+class GCSObjectStore(BucketObjectStore):
     """Objects in a GCS bucket under a prefix, written with generation preconditions.
 
     ``put_if_absent`` uploads with ``ifGenerationMatch=0``; ``compare_and_swap`` reads the
@@ -56,17 +56,6 @@ class GCSObjectStore(FsspecObjectStore):
     errors) but address objects by bucket and name directly, so gcsfs's listing caches and
     path parsing (``#`` as a generation marker, glob characters) never apply to keys.
     """
-
-    writable = True
-    atomic_conditional_writes = True
-
-    def __init__(self, fs: Any, bucket: str, prefix: str) -> None:
-        super().__init__(fs, f"{bucket}/{prefix.strip('/')}".rstrip("/"))
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-
-    def _name(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
 
     def _object_url(self, key: str) -> str:
         return f"{self.fs.base}b/{quote(self.bucket, safe='')}/o/{quote(self._name(key), safe='')}"

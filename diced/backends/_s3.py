@@ -17,7 +17,7 @@ from botocore.exceptions import (
 )
 from fsspec.asyn import sync
 
-from diced.backends._fsspec import WRITE_ID, FsspecObjectStore, PreconditionFailed
+from diced.backends._fsspec import WRITE_ID, BucketObjectStore, PreconditionFailed
 
 __all__ = ["S3ObjectStore", "open_s3"]
 
@@ -52,7 +52,7 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-class S3ObjectStore(FsspecObjectStore):
+class S3ObjectStore(BucketObjectStore):
     """Objects in an S3 bucket under a prefix, written with S3's conditional requests.
 
     ``put_if_absent`` sends ``If-None-Match: *``; ``compare_and_swap`` reads the object
@@ -61,17 +61,6 @@ class S3ObjectStore(FsspecObjectStore):
     Requests use s3fs's aiobotocore client directly (botocore retries throttling and
     transport errors), so s3fs's listing caches never apply.
     """
-
-    writable = True
-    atomic_conditional_writes = True
-
-    def __init__(self, fs: Any, bucket: str, prefix: str) -> None:
-        super().__init__(fs, f"{bucket}/{prefix.strip('/')}".rstrip("/"))
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-
-    def _name(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
 
     def _run(self, request: Callable[[Any], Awaitable[_T]]) -> _T:
         """Run ``request(client)`` on s3fs's event loop; translate "no such key"."""

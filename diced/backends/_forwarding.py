@@ -1,0 +1,50 @@
+"""A backend that forwards every call to another: the base of backend wrappers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from diced.backends._base import ObjectStore
+
+__all__ = ["ForwardingObjectStore"]
+
+
+class ForwardingObjectStore(ObjectStore):
+    """``inner`` unchanged, capabilities included; subclasses override what they add."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+        self.atomic_conditional_writes = inner.atomic_conditional_writes
+        self.writable = inner.writable
+
+    def get(self, key: str) -> bytes | None:
+        # docstring inherited
+        return self.inner.get(key)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes | None:
+        # docstring inherited
+        return self.inner.get_range(key, start, length)
+
+    def put(self, key: str, data: bytes) -> None:
+        # docstring inherited
+        self.inner.put(key, data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        # docstring inherited
+        return self.inner.put_if_absent(key, data)
+
+    def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
+        # docstring inherited
+        return self.inner.compare_and_swap(key, expected, new)
+
+    def delete(self, key: str) -> None:
+        # docstring inherited
+        self.inner.delete(key)
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        # docstring inherited
+        return self.inner.list_prefix(prefix)
+
+    def close(self) -> None:
+        # docstring inherited
+        self.inner.close()
