@@ -225,9 +225,9 @@ class DicedArray:
         self._follow_lock()
         p = self._plan(selection)
         try:
-            if p.kind == "basic" and self._codec is not None:
+            if p.indexer is not None and self._codec is not None:
                 result = read_selection(self._view, self._info, self._metadata, self._codec,
-                                        p.selection, self._pool)
+                                        p.indexer, self._pool)
             elif p.kind == "basic":
                 result = self._zarr.get_basic_selection(p.selection)
             elif p.kind == "orthogonal":
@@ -254,8 +254,8 @@ class DicedArray:
 
     def _write(self, p: SelectionPlan, data: npt.NDArray[Any]) -> None:
         """Write ``data`` (zarr's layout for ``p``) without checking the node state."""
-        if p.kind == "basic" and self._codec is not None:
-            write_selection(self._view, self._info, self._metadata, self._codec, p.selection,
+        if p.indexer is not None and self._codec is not None:
+            write_selection(self._view, self._info, self._metadata, self._codec, p.indexer,
                             data, self._pool)
             return
         # zarr's pipeline reads and writes each chunk through a session store that turns

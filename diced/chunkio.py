@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -133,9 +133,8 @@ def _expand(value: npt.NDArray[Any], indexer: BasicIndexer, ndim: int) -> npt.ND
 
 
 def read_selection(view: NodeView, info: ArrayInfo, meta: ArrayV3Metadata, codec: ChunkCodec,
-                   selection: Iterable[Any], pool: ThreadPoolExecutor) -> Any:
+                   indexer: BasicIndexer, pool: ThreadPoolExecutor) -> Any:
     """Read a basic selection; returns an ndarray, or a numpy scalar for a single element."""
-    indexer = BasicIndexer(tuple(selection), meta.shape, meta.chunk_grid)
     out = np.empty(indexer.shape, dtype=codec.dtype)
 
     def work(p: ChunkProjection) -> None:
@@ -152,13 +151,12 @@ def read_selection(view: NodeView, info: ArrayInfo, meta: ArrayV3Metadata, codec
 
 
 def write_selection(view: NodeView, info: ArrayInfo, meta: ArrayV3Metadata, codec: ChunkCodec,
-                    selection: Iterable[Any], value: npt.NDArray[Any],
+                    indexer: BasicIndexer, value: npt.NDArray[Any],
                     pool: ThreadPoolExecutor) -> None:
     """Write ``value`` (already cast to the dtype) to a basic selection of an open node.
 
     Raises ``ValueError`` when ``value`` does not broadcast to the selection.
     """
-    indexer = BasicIndexer(tuple(selection), meta.shape, meta.chunk_grid)
     value = _expand(fit_value(value, indexer.shape), indexer, len(meta.shape))
 
     def work(p: ChunkProjection) -> None:

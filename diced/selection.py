@@ -36,7 +36,8 @@ class SelectionPlan:
     ``selection`` and ``kind`` are what zarr receives (``basic`` → ``arr[sel]``,
     ``orthogonal`` → ``oindex``, ``fancy`` → ``vindex``). ``shape`` is numpy's result
     shape. zarr's result becomes numpy's by flipping ``flips`` then moving axis
-    ``move_from`` to the front.
+    ``move_from`` to the front. A basic plan keeps zarr's ``indexer`` (which chunks the
+    selection touches, and which parts), so the fast path does not compute it again.
     """
 
     selection: tuple[Any, ...]
@@ -44,6 +45,7 @@ class SelectionPlan:
     shape: tuple[int, ...]
     flips: tuple[int, ...]
     move_from: int | None
+    indexer: BasicIndexer | None = None
 
     def to_numpy(self, result: Any) -> Any:
         """zarr's result laid out as numpy's."""
@@ -133,8 +135,8 @@ def plan(selection: Any, shape: tuple[int, ...], chunk_grid: ChunkGrid) -> Selec
     try:
         if not arrays:
             basic, flips = _positive_steps(_expand(sel, len(shape)), shape)
-            out_shape = BasicIndexer(basic, shape, chunk_grid).shape
-            return SelectionPlan(basic, "basic", out_shape, flips, None)
+            indexer = BasicIndexer(basic, shape, chunk_grid)
+            return SelectionPlan(basic, "basic", indexer.shape, flips, None, indexer)
         if len(sel) == 1 and arrays[0].dtype == bool and arrays[0].ndim == len(shape):
             mask = arrays[0]
             return SelectionPlan(sel, "fancy", MaskIndexer(mask, shape, chunk_grid).shape, (),
