@@ -1,10 +1,12 @@
 """The object-store contract every diced backend implements.
 
 diced keeps everything in a flat namespace of keys (``/``-separated, relative, no ``..``)
-mapped to immutable-while-read byte strings. Seven primitives are enough for versioning:
-plain get / ranged get / put / delete / list, plus two conditional writes, put-if-absent and
-compare-and-swap, that make concurrent writers safe. The conditional writes map directly
-onto GCS generation preconditions (``ifGenerationMatch=0`` and ``=N``) and S3
+mapped to immutable-while-read byte strings. A handful of primitives are enough for
+versioning: plain get / ranged get / put / delete / list, plus conditional writes that make
+concurrent writers safe: put-if-absent, and compare-and-swap either against the content or
+against the *version token* a :meth:`ObjectStore.get_versioned` returned (so a
+read-modify-write needs no second read). The conditional writes map directly onto GCS
+generation preconditions (``ifGenerationMatch=0`` and ``=N``) and S3
 ``If-None-Match: *`` / ``If-Match: etag``.
 
 Backends raise :class:`diced.errors.StorageError` for I/O failures and never return partial
@@ -18,10 +20,13 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
+
+import xxhash
 
 from diced.errors import InvalidInputError
 
-__all__ = ["ObjectStore", "check_key"]
+__all__ = ["ObjectInfo", "ObjectStore", "Versioned", "check_key", "content_token"]
 
 # Absolute keys, empty or dot segments, NUL, backslash, and a leading dot (which backends
 # reserve for private bookkeeping) are refused.
@@ -41,6 +46,41 @@ def check_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class Versioned:
+    """An object's bytes and the opaque token naming exactly that version of it.
+
+    Pass ``token`` to :meth:`ObjectStore.put_if_match` to replace the object only if no
+    other write landed since it was read. Tokens are backend-specific (a GCS generation,
+    an S3 ETag, a digest of the content on local disk) and compare only within one key.
+    """
+
+    data: bytes
+    token: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A listed object: its key, its size in bytes and when it was last written.
+
+    ``modified`` is seconds since the epoch (UTC), as the backend reports it; garbage
+    collection compares it with the current time, so clocks must roughly agree.
+    """
+
+    key: str
+    size: int
+    modified: float
+
+
+def content_token(data: bytes) -> str:
+    """A version token derived from the content (for backends without native versions).
+
+    Equal content gives equal tokens, so a content-token compare-and-swap is exactly a
+    content compare-and-swap: safe for diced's objects, where equal bytes mean equal state.
+    """
+    return "x" + xxhash.xxh3_128_hexdigest(data)
+
+
 class ObjectStore(ABC):
     """A flat key → bytes store with atomic single-object writes.
 
@@ -58,6 +98,13 @@ class ObjectStore(ABC):
         """Return the whole object, or ``None`` when no object has that key.
 
         A concurrent put is seen entirely or not at all, never torn.
+        """
+
+    @abstractmethod
+    def get_versioned(self, key: str) -> Versioned | None:
+        """Return the whole object with its version token, or ``None`` when missing.
+
+        One request where the backend has native versions (GCS, S3).
         """
 
     @abstractmethod
@@ -95,6 +142,15 @@ class ObjectStore(ABC):
         """
 
     @abstractmethod
+    def put_if_match(self, key: str, data: bytes, token: str | None) -> bool:
+        """Write ``data`` only if the object is still the version ``token`` names.
+
+        ``token=None`` means "only if absent" (as :meth:`put_if_absent`). Atomic like
+        :meth:`compare_and_swap`. Returns ``False`` (and writes nothing) when another write
+        landed since the token was read, or the object is missing (for a token).
+        """
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error. Atomic."""
 
@@ -104,6 +160,10 @@ class ObjectStore(ABC):
 
         Objects created or deleted during the iteration may or may not be included.
         """
+
+    @abstractmethod
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Like :meth:`list_prefix`, with each object's size and modification time."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release handles; the store must not be used afterwards."""

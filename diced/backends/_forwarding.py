@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from diced.backends._base import ObjectStore
+from diced.backends._base import ObjectInfo, ObjectStore, Versioned
 
 __all__ = ["ForwardingObjectStore"]
 
@@ -20,6 +20,10 @@ class ForwardingObjectStore(ObjectStore):
     def get(self, key: str) -> bytes | None:
         # docstring inherited
         return self.inner.get(key)
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        # docstring inherited
+        return self.inner.get_versioned(key)
 
     def get_range(self, key: str, start: int, length: int) -> bytes | None:
         # docstring inherited
@@ -37,6 +41,10 @@ class ForwardingObjectStore(ObjectStore):
         # docstring inherited
         return self.inner.compare_and_swap(key, expected, new)
 
+    def put_if_match(self, key: str, data: bytes, token: str | None) -> bool:
+        # docstring inherited
+        return self.inner.put_if_match(key, data, token)
+
     def delete(self, key: str) -> None:
         # docstring inherited
         self.inner.delete(key)
@@ -44,6 +52,10 @@ class ForwardingObjectStore(ObjectStore):
     def list_prefix(self, prefix: str) -> Iterator[str]:
         # docstring inherited
         return self.inner.list_prefix(prefix)
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        # docstring inherited
+        return self.inner.list_info(prefix)
 
     def close(self) -> None:
         # docstring inherited

@@ -21,10 +21,11 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
-from diced.backends._base import ObjectStore, check_key
+from diced.backends._base import ObjectInfo, ObjectStore, Versioned, check_key, content_token
 from diced.errors import DicedException, StorageError
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "BucketObjectStore",
     "FsspecObjectStore",
     "PreconditionFailed",
+    "modified_time",
 ]
 
 _T = TypeVar("_T")
@@ -42,6 +44,10 @@ WRITE_ID = "diced-write-id"
 
 class PreconditionFailed(Exception):
     """A conditional request was refused (HTTP 412): the object is not as the write assumed."""
+
+
+class _ObjectGone(Exception):
+    """A write conditional on a version found no object at all."""
 
 
 class FsspecObjectStore(ObjectStore):
@@ -98,7 +104,8 @@ class FsspecObjectStore(ObjectStore):
 
     def _fetch_versioned(self, key: str) -> tuple[bytes, str]:
         """The object's bytes and an opaque token naming exactly that version of it."""
-        raise self._missing_capability("compare-and-swap")
+        data = self._fetch(key)
+        return data, content_token(data)
 
     def _store(self, key: str, data: bytes, *, if_absent: bool = False,
                if_version: str | None = None, write_id: str | None = None) -> None:
@@ -114,19 +121,19 @@ class FsspecObjectStore(ObjectStore):
         """Delete the object; a missing object is not an error."""
         raise self._missing_capability("deletes")
 
-    def _list(self, prefix: str) -> Iterator[str]:
-        """Every key starting with ``prefix``, relative to the root."""
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (keys relative to the root)."""
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         top = self._path(base) if base else self.root
         self.fs.invalidate_cache(top)
         if not self.fs.isdir(top):
             return
-        for path in self.fs.find(top):
+        for path, details in self.fs.find(top, detail=True).items():
             key = path[len(self.root):].lstrip("/") if path.startswith(self.root) else path
             # Keys never start with a dot: such names are a backend's private bookkeeping
             # (the local backend's lock files, for one).
             if key.startswith(prefix) and not key.startswith("."):
-                yield key
+                yield ObjectInfo(key, int(details.get("size") or 0), modified_time(details))
 
     def _is_transient(self, exc: BaseException) -> bool:
         """Whether a failed request may succeed if sent again."""
@@ -178,6 +185,8 @@ class FsspecObjectStore(ObjectStore):
         try:
             self._attempt("write", key, lambda: self._store(key, bytes(data), **precondition))
         except FileNotFoundError as exc:
+            if precondition.get("if_version") is not None:
+                raise _ObjectGone(key) from exc
             raise StorageError(f"cannot write {key!r} in {self!r}: the bucket does not exist "
                                "(create it first)") from exc
 
@@ -187,6 +196,9 @@ class FsspecObjectStore(ObjectStore):
         try:
             self._write(key, data, write_id=write_id, **precondition)
             return True
+        except _ObjectGone:
+            # If-Match on a deleted object: S3 answers 404 rather than 412.
+            return False
         except PreconditionFailed:
             # Another writer got there first, or an earlier try of this very call landed
             # and only its response was lost: the write id tells which.
@@ -209,6 +221,15 @@ class FsspecObjectStore(ObjectStore):
     def get(self, key: str) -> bytes | None:
         # docstring inherited
         return self._read(key)
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        # docstring inherited
+        check_key(key)
+        try:
+            data, token = self._attempt("read", key, lambda: self._fetch_versioned(key))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        return Versioned(data, token)
 
     def get_range(self, key: str, start: int, length: int) -> bytes | None:
         # docstring inherited
@@ -246,19 +267,47 @@ class FsspecObjectStore(ObjectStore):
             # equal ``expected`` (another writer rewrote the same bytes): compare again.
         return False
 
+    def put_if_match(self, key: str, data: bytes, token: str | None) -> bool:
+        # docstring inherited
+        check_key(key)
+        self._require_writable()
+        if token is None:
+            return self._conditional_write(key, data, if_absent=True)
+        return self._conditional_write(key, data, if_version=token)
+
     def delete(self, key: str) -> None:
         # docstring inherited
         check_key(key)
         self._require_writable()
         self._attempt("delete", key, lambda: self._remove(key))
 
-    def list_prefix(self, prefix: str) -> Iterator[str]:
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
         # docstring inherited
         try:
-            keys = self._attempt("list", prefix, lambda: list(self._list(prefix)))
+            found = self._attempt("list", prefix, lambda: list(self._list(prefix)))
         except FileNotFoundError:
             return iter(())
-        return iter(keys)
+        return iter(found)
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        # docstring inherited
+        return (info.key for info in self.list_info(prefix))
+
+
+def modified_time(details: Mapping[str, Any]) -> float:
+    """Seconds since the epoch from a listing entry, whatever the filesystem calls it."""
+    for field in ("mtime", "LastModified", "updated", "last_modified", "created", "ctime"):
+        value = details.get(field)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return 0.0
 
 
 class BucketObjectStore(FsspecObjectStore):

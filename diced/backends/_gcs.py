@@ -15,7 +15,8 @@ import fsspec
 from gcsfs.core import UnclosableBytesIO
 from gcsfs.retry import HttpError, errs
 
-from diced.backends._fsspec import WRITE_ID, BucketObjectStore, PreconditionFailed
+from diced.backends._base import ObjectInfo
+from diced.backends._fsspec import WRITE_ID, BucketObjectStore, PreconditionFailed, modified_time
 
 __all__ = ["GCSObjectStore", "open_gcs"]
 
@@ -111,17 +112,19 @@ class GCSObjectStore(BucketObjectStore):
         with contextlib.suppress(FileNotFoundError):
             self.fs.call("DELETE", self._object_url(key))
 
-    def _list(self, prefix: str) -> Iterator[str]:
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
         name_prefix = self._name(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
         skip = len(self.prefix) + 1 if self.prefix else 0
         url = f"{self.fs.base}b/{quote(self.bucket, safe='')}/o"
         page: dict[str, Any] = {}
         while True:
             listing = self.fs.call("GET", url, prefix=name_prefix, maxResults="1000",
-                                   fields="items(name),nextPageToken", json_out=True, **page)
+                                   fields="items(name,size,updated),nextPageToken",
+                                   json_out=True, **page)
             for item in listing.get("items", []):
                 if not item["name"].endswith("/"):  # a console-made "folder", not a key
-                    yield item["name"][skip:]
+                    yield ObjectInfo(item["name"][skip:], int(item.get("size") or 0),
+                                     modified_time(item))
             token = listing.get("nextPageToken")
             if not token:
                 return

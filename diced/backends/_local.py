@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 import uuid
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
-from diced.backends._base import ObjectStore, check_key
+from diced.backends._base import ObjectInfo, ObjectStore, Versioned, check_key, content_token
 from diced.errors import StorageError
 
-__all__ = ["LocalObjectStore"]
+__all__ = ["STALE_TEMP_SECONDS", "LocalObjectStore"]
 
 # Private bookkeeping lives under this name; no diced key starts with a dot.
 _PRIVATE = ".diced-local"
 _LOCK_STRIPES = 64
+#: A temporary file older than this belongs to a writer that died (a live one publishes its
+#: file within milliseconds); opening a store removes such files.
+STALE_TEMP_SECONDS = 3600
 
 
 class LocalObjectStore(ObjectStore):
@@ -46,6 +50,7 @@ class LocalObjectStore(ObjectStore):
         # store leaves it untouched.
         self._tmp = os.path.join(self.root, _PRIVATE, "tmp")
         self._locks = os.path.join(self.root, _PRIVATE, "locks")
+        self.sweep_temporaries()
 
     def __repr__(self) -> str:
         return f"LocalObjectStore({self.root!r})"
@@ -70,6 +75,28 @@ class LocalObjectStore(ObjectStore):
         finally:
             os.close(fd)
 
+    def sweep_temporaries(self, older_than: float = STALE_TEMP_SECONDS) -> tuple[int, int]:
+        """Delete temporary files of killed writers older than ``older_than`` seconds.
+
+        Returns ``(files, bytes)`` removed. Never touches a live writer's file, which is
+        published or removed within the write call.
+        """
+        cutoff = time.time() - older_than
+        removed = freed = 0
+        try:
+            entries = list(os.scandir(self._tmp))
+        except (FileNotFoundError, NotADirectoryError):
+            return 0, 0
+        except OSError as exc:
+            raise StorageError(f"cannot list {self._tmp!r}: {exc}") from exc
+        for entry in entries:
+            with suppress(FileNotFoundError):
+                st = entry.stat()
+                if st.st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed, freed = removed + 1, freed + st.st_size
+        return removed, freed
+
     def _write_temp(self, data: bytes) -> str:
         tmp = os.path.join(self._tmp, uuid.uuid4().hex)
         try:
@@ -77,11 +104,17 @@ class LocalObjectStore(ObjectStore):
         except FileNotFoundError:
             os.makedirs(self._tmp, exist_ok=True)
             f = open(tmp, "wb")  # noqa: SIM115
-        with f:
-            f.write(data)
-            if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        try:
+            with f:
+                f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+        except BaseException:
+            # A full disk (ENOSPC) must not leave the partial file behind to keep it full.
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
         return tmp
 
     def _publish(self, publish: str, tmp: str, path: str) -> None:
@@ -107,6 +140,11 @@ class LocalObjectStore(ObjectStore):
     def get(self, key: str) -> bytes | None:
         # docstring inherited
         return self._read(key)
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        # docstring inherited
+        data = self._read(key)
+        return None if data is None else Versioned(data, content_token(data))
 
     def get_range(self, key: str, start: int, length: int) -> bytes | None:
         # docstring inherited
@@ -137,22 +175,33 @@ class LocalObjectStore(ObjectStore):
         except OSError as exc:
             raise StorageError(f"cannot write {key!r} in {self.root!r}: {exc}") from exc
 
-    def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
-        # docstring inherited
+    def _swap_if(self, key: str, current_ok: Callable[[bytes | None], bool], new: bytes) -> bool:
+        """Replace the object with ``new`` if ``current_ok(current content)``, under the lock."""
         path = self._path(key)
         try:
             tmp = self._write_temp(new)
             try:
                 with self._locked(key):
-                    if self.get(key) != expected:
+                    if not current_ok(self._read(key)):
                         return False
-                    os.replace(tmp, path)
+                    self._publish("replace", tmp, path)
                     return True
             finally:
-                if os.path.exists(tmp):
+                with suppress(FileNotFoundError):
                     os.unlink(tmp)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r} in {self.root!r}: {exc}") from exc
+
+    def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
+        # docstring inherited
+        return self._swap_if(key, lambda current: current == expected, new)
+
+    def put_if_match(self, key: str, data: bytes, token: str | None) -> bool:
+        # docstring inherited
+        if token is None:
+            return self.put_if_absent(key, data)
+        return self._swap_if(
+            key, lambda current: current is not None and content_token(current) == token, data)
 
     def delete(self, key: str) -> None:
         # docstring inherited
@@ -165,8 +214,8 @@ class LocalObjectStore(ObjectStore):
         except OSError as exc:
             raise StorageError(f"cannot delete {key!r} in {self.root!r}: {exc}") from exc
 
-    def list_prefix(self, prefix: str) -> Iterator[str]:
-        # docstring inherited
+    def _walk(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """``(key, path)`` of every object whose key starts with ``prefix``."""
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         top = os.path.join(self.root, base) if base else self.root
         def fail(exc: OSError) -> None:
@@ -181,4 +230,18 @@ class LocalObjectStore(ObjectStore):
             for name in filenames:
                 key = rel + name
                 if key.startswith(prefix):
-                    yield key
+                    yield key, os.path.join(dirpath, name)
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        # docstring inherited
+        for key, _ in self._walk(prefix):
+            yield key
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        # docstring inherited
+        for key, path in self._walk(prefix):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:  # deleted while listing
+                continue
+            yield ObjectInfo(key, st.st_size, st.st_mtime)

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from fsspec.implementations.memory import MemoryFileSystem
 
-from diced.backends._base import ObjectStore, check_key
+from diced.backends._base import ObjectInfo, ObjectStore, Versioned, check_key, content_token
 from diced.errors import StorageError
 
 __all__ = ["MemoryObjectStore"]
@@ -48,6 +48,11 @@ class MemoryObjectStore(ObjectStore):
         except (FileNotFoundError, IsADirectoryError):
             return None
 
+    def get_versioned(self, key: str) -> Versioned | None:
+        # docstring inherited
+        data = self.get(key)
+        return None if data is None else Versioned(data, content_token(data))
+
     def get_range(self, key: str, start: int, length: int) -> bytes | None:
         # docstring inherited
         data = self.get(key)
@@ -77,6 +82,18 @@ class MemoryObjectStore(ObjectStore):
             self._pipe(path, new)
             return True
 
+    def put_if_match(self, key: str, data: bytes, token: str | None) -> bool:
+        # docstring inherited
+        if token is None:
+            return self.put_if_absent(key, data)
+        path = self._path(key)
+        with self._lock:
+            current = self.get(key)
+            if current is None or content_token(current) != token:
+                return False
+            self._pipe(path, data)
+            return True
+
     def delete(self, key: str) -> None:
         # docstring inherited
         path = self._path(key)
@@ -86,14 +103,19 @@ class MemoryObjectStore(ObjectStore):
 
     def list_prefix(self, prefix: str) -> Iterator[str]:
         # docstring inherited
+        for info in self.list_info(prefix):
+            yield info.key
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        # docstring inherited
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         top = f"{self.root}/{base}".rstrip("/") if base else self.root
         if not self.fs.exists(top):
             return
         start = len(self.root.rstrip("/")) + 1
         with self._lock:
-            paths = list(self.fs.find(top))
-        for path in paths:
+            found = self.fs.find(top, detail=True)
+        for path, details in found.items():
             key = path[start:]
             if key.startswith(prefix):
-                yield key
+                yield ObjectInfo(key, int(details["size"]), float(details.get("created") or 0.0))

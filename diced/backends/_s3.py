@@ -17,7 +17,8 @@ from botocore.exceptions import (
 )
 from fsspec.asyn import sync
 
-from diced.backends._fsspec import WRITE_ID, BucketObjectStore, PreconditionFailed
+from diced.backends._base import ObjectInfo
+from diced.backends._fsspec import WRITE_ID, BucketObjectStore, PreconditionFailed, modified_time
 
 __all__ = ["S3ObjectStore", "open_s3"]
 
@@ -120,7 +121,7 @@ class S3ObjectStore(BucketObjectStore):
     def _remove(self, key: str) -> None:
         self._run(lambda client: client.delete_object(Bucket=self.bucket, Key=self._name(key)))
 
-    def _list(self, prefix: str) -> Iterator[str]:
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
         name_prefix = self._name(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
         skip = len(self.prefix) + 1 if self.prefix else 0
         page: dict[str, Any] = {}
@@ -130,7 +131,8 @@ class S3ObjectStore(BucketObjectStore):
                     Bucket=self.bucket, Prefix=name_prefix, **page))
             for item in listing.get("Contents", []):
                 if not item["Key"].endswith("/"):  # a console-made "folder", not a key
-                    yield item["Key"][skip:]
+                    yield ObjectInfo(item["Key"][skip:], int(item.get("Size") or 0),
+                                     modified_time(item))
             if not listing.get("IsTruncated"):
                 return
             page = {"ContinuationToken": listing["NextContinuationToken"]}

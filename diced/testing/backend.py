@@ -16,6 +16,7 @@ is not ``writable``, and the threads racing conditional writes skip where they a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -25,7 +26,7 @@ import pytest
 from diced.backends import ObjectStore
 from diced.errors import InvalidInputError
 
-__all__ = ["ObjectStoreTests", "increment_counter"]
+__all__ = ["ObjectStoreTests", "increment_counter", "increment_counter_by_token"]
 
 _T = TypeVar("_T")
 
@@ -82,6 +83,17 @@ def increment_counter(store: ObjectStore, key: str) -> int:
         current = store.get(key)
         assert current is not None, f"counter {key!r} vanished"
         if store.compare_and_swap(key, current, b"%d" % (int(current) + 1)):
+            return lost
+        lost += 1
+
+
+def increment_counter_by_token(store: ObjectStore, key: str) -> int:
+    """Like :func:`increment_counter`, with version tokens: no read inside the swap."""
+    lost = 0
+    while True:
+        current = store.get_versioned(key)
+        assert current is not None, f"counter {key!r} vanished"
+        if store.put_if_match(key, b"%d" % (int(current.data) + 1), current.token):
             return lost
         lost += 1
 
@@ -236,6 +248,58 @@ class ObjectStoreTests:
             assert writable_store.compare_and_swap("k", b"%d" % i, b"%d" % (i + 1)) is True
         assert writable_store.get("k") == b"5"
 
+    # -- version tokens ----------------------------------------------------------------------
+
+    def test_get_versioned_missing_key_returns_none(self, store: ObjectStore) -> None:
+        assert store.get_versioned("missing") is None
+
+    def test_get_versioned_returns_bytes_and_token(self, writable_store: ObjectStore) -> None:
+        writable_store.put("k", b"one")
+        first = writable_store.get_versioned("k")
+        assert first is not None and first.data == b"one" and first.token
+        writable_store.put("k", b"two")
+        second = writable_store.get_versioned("k")
+        assert second is not None and second.data == b"two" and second.token != first.token
+
+    def test_put_if_match_succeeds_on_current_token(self, writable_store: ObjectStore) -> None:
+        writable_store.put("k", b"old")
+        seen = writable_store.get_versioned("k")
+        assert seen is not None
+        assert writable_store.put_if_match("k", b"new", seen.token) is True
+        assert writable_store.get("k") == b"new"
+
+    def test_put_if_match_fails_on_stale_token(self, writable_store: ObjectStore) -> None:
+        writable_store.put("k", b"old")
+        seen = writable_store.get_versioned("k")
+        assert seen is not None
+        writable_store.put("k", b"changed")
+        assert writable_store.put_if_match("k", b"mine", seen.token) is False
+        assert writable_store.get("k") == b"changed"
+
+    def test_put_if_match_fails_on_deleted_object(self, writable_store: ObjectStore) -> None:
+        writable_store.put("k", b"old")
+        seen = writable_store.get_versioned("k")
+        assert seen is not None
+        writable_store.delete("k")
+        assert writable_store.put_if_match("k", b"mine", seen.token) is False
+        assert writable_store.get("k") is None
+
+    def test_put_if_match_none_means_absent(self, writable_store: ObjectStore) -> None:
+        assert writable_store.put_if_match("k", b"first", None) is True
+        assert writable_store.put_if_match("k", b"second", None) is False
+        assert writable_store.get("k") == b"first"
+
+    def test_concurrent_put_if_match_increments(self, atomic_store: ObjectStore) -> None:
+        threads, increments = 8, 30
+        atomic_store.put("counter", b"0")
+
+        def add(_: int) -> None:
+            for _ in range(increments):
+                increment_counter_by_token(atomic_store, "counter")
+
+        _race(threads, add)
+        assert atomic_store.get("counter") == b"%d" % (threads * increments)
+
     # -- delete ------------------------------------------------------------------------------
 
     def test_delete(self, writable_store: ObjectStore) -> None:
@@ -254,6 +318,19 @@ class ObjectStoreTests:
         assert writable_store.get("k") is None
 
     # -- list_prefix and key shapes ----------------------------------------------------------
+
+    def test_list_info_reports_sizes_and_times(self, writable_store: ObjectStore) -> None:
+        before = time.time()
+        writable_store.put("sized/a", b"")
+        writable_store.put("sized/b", b"x" * 1000)
+        writable_store.put("other", b"y")
+        infos = {i.key: i for i in writable_store.list_info("sized/")}
+        assert sorted(infos) == ["sized/a", "sized/b"]
+        assert (infos["sized/a"].size, infos["sized/b"].size) == (0, 1000)
+        for info in infos.values():
+            # The backend's clock (a server's, for a bucket) and ours roughly agree.
+            assert before - 120 < info.modified < time.time() + 120
+        assert [i.key for i in writable_store.list_info("nothing/")] == []
 
     def test_list_prefix_is_a_plain_string_prefix(self, writable_store: ObjectStore) -> None:
         for key in ["names/foo.json", "names/bar", "namesake", "other/foo.json"]:
