@@ -1,46 +1,39 @@
 """``DicedArray``: numpy-style reads and writes of one array at one version node.
 
 zarr does the indexing and the codecs. diced adds what zarr cannot: negative slice steps,
-numpy's casting rules for assigned values, errors from diced's tree, and a conflict-free
-read-modify-write of partial chunks (see :class:`~diced.zarr_store.NodeStore`).
+numpy's casting rules for assigned values, errors from diced's tree, and writes that lose
+no concurrent update: every chunk goes through :class:`~diced.chunk_access.ChunkAccess`,
+by the fast path (:mod:`diced.chunkio`) for basic selections of plainly compressed arrays,
+otherwise through zarr over a :class:`~diced.zarr_store.NodeStore`, whose codec pipeline
+hands chunk writes to the same layer.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-import random
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import zarr
 from zarr.core.array import AsyncArray
 from zarr.core.buffer import default_buffer_prototype
-from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import StorePath
 
+from diced.chunk_access import ChunkAccess, metadata_of
 from diced.chunkio import ChunkCodec, fit_value, read_selection, write_selection
-from diced.errors import (
-    ConflictError,
-    InvalidIndexError,
-    InvalidInputError,
-    LockedError,
-)
-from diced.reopen import ArrayAddress, reopen_array
-from diced.selection import SelectionPlan, plan
+from diced.context import ArrayAddress, StoreContext
+from diced.errors import InvalidIndexError, InvalidInputError, LockedError
+from diced.selection import SelectionPlan, plan, unbounded_problem
 from diced.versioning.node import ArrayInfo, NodeView
-from diced.zarr_store import ChunkConflict, NodeStore
+from diced.zarr_store import NodeStore
 
-if TYPE_CHECKING:
-    from diced.store import DicedStore
+__all__ = ["MAX_AXIS_LENGTH", "ArrayDtype", "DicedArray", "check_shape"]
 
-__all__ = ["ArrayDtype", "DicedArray"]
-
-_CONFLICT_RETRIES = 200
+#: Longest axis an array may have (chunk coordinates stay far inside 64-bit integers).
+MAX_AXIS_LENGTH = 2**62
 
 
 class ArrayDtype(enum.Enum):
@@ -70,52 +63,73 @@ def _as_dtype(value: Any, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
     return out
 
 
+def check_shape(value: Any, what: str, ndim: int | None = None, *, minimum: int = 0
+                ) -> tuple[int, ...]:
+    """``value`` as a tuple of axis lengths; :class:`InvalidInputError` naming the fix if not.
+
+    Accepts a sequence of Python or numpy integers (not bools, not floats, however
+    whole), each from ``minimum`` to :data:`MAX_AXIS_LENGTH`.
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{what} must be a sequence of integers such as "
+                                f"({int(value)},), not the integer {value}")
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
+        raise InvalidInputError(f"{what} must be a sequence of integers, not {value!r:.80}")
+    items = list(value)
+    if any(not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_))
+           for n in items):
+        raise InvalidInputError(f"{what} must hold integers only, got {value!r:.80}")
+    out = tuple(int(n) for n in items)
+    if ndim is not None and len(out) != ndim:
+        raise InvalidInputError(f"{what} needs {ndim} integers, got {out!r}")
+    if any(not minimum <= n <= MAX_AXIS_LENGTH for n in out):
+        raise InvalidInputError(f"every entry of {what} must be from {minimum} to 2**62, "
+                                f"got {out!r}")
+    return out
+
+
 class DicedArray:
     """One array at one version node, read and written with numpy indexing.
 
     Reads see the node as it is when they run (other processes' writes to an open node
     included). Writes are durable when ``__setitem__`` returns; writes to a locked node or
-    through a read-only handle raise :class:`~diced.errors.LockedError`. Partial-chunk
-    writes racing with other writers are retried, so no update is lost.
+    through a read-only handle raise :class:`~diced.errors.LockedError`; writes through a
+    handle whose array was deleted (or replaced) since raise
+    :class:`~diced.errors.NotFoundError`. Partial-chunk writes racing with other writers
+    are retried, so no update is lost.
 
     Get instances from :meth:`DicedRepo.get_array` or :meth:`DicedRepo.create_array`.
     """
 
-    def __init__(self, view: NodeView, info: ArrayInfo, pool: ThreadPoolExecutor, *,
-                 readonly: bool = False, store: DicedStore | None = None) -> None:
+    def __init__(self, ctx: StoreContext, view: NodeView, info: ArrayInfo, *,
+                 readonly: bool = False) -> None:
+        self._ctx = ctx
         self._view = view
-        self._pool = pool
-        self._store = store
         self._readonly = readonly or view.locked
         self._bind(info)
 
     def _bind(self, info: ArrayInfo) -> None:
         self._info = info
         self._generation = self._view.generation
-        self._metadata = ArrayV3Metadata.from_dict(dict(info.zarr))
+        self._metadata = metadata_of(info)
+        self._access = ChunkAccess(self._view, info, self._metadata, self._ctx.io_pool)
         self._codec = ChunkCodec.for_metadata(self._metadata)
         attrs = info.zarr.get("attributes", {}).get("diced", {})
         self._islabel = bool(attrs.get("islabel3D", False))
         self._unbounded = bool(attrs.get("unbounded", False))
-        self._zarr = self._open(NodeStore(self._view, read_only=self._readonly))
-
-    def _open(self, store: NodeStore) -> zarr.Array[Any]:
-        """A zarr array of this array's identity and metadata over ``store``."""
-        store.pin(self._info)
-        return zarr.Array(AsyncArray(self._metadata, StorePath(store, self.name)))
+        store = NodeStore(self._ctx, self._view, read_only=self._readonly)
+        store.pin(info)
+        self._zarr = zarr.Array(AsyncArray(self._metadata, StorePath(store, self.name)))
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as an address that reopens the store and array where it is unpickled.
 
         This is how Dask ships a handle to worker processes (:mod:`diced.dask`); each
-        process opens the store once (:mod:`diced.reopen`), so it must reach the same
-        location. A ``memory://`` store exists in one process only.
+        process opens the store once, so it must reach the same location. A ``memory://``
+        store exists in one process only.
         """
-        if self._store is None:
-            raise InvalidInputError(f"array {self.name!r} was not opened through a DicedStore "
-                                    "and cannot be pickled; get it from DicedRepo.get_array")
-        return (reopen_array, (ArrayAddress.of(self._store, self._view.repo, self._view.uuid,
-                                               self.name, self._readonly),))
+        node = self._ctx.address(self._view.repo, self._view.uuid, self._readonly)
+        return (self._ctx.reopen_array, (ArrayAddress(node, self.name),))
 
     def __repr__(self) -> str:
         state = "locked" if self.locked else "open"
@@ -142,7 +156,13 @@ class DicedArray:
 
     @property
     def chunks(self) -> tuple[int, ...]:
+        """The chunk shape (the inner chunk shape of a sharded array)."""
         return self._zarr.chunks
+
+    @property
+    def storage_chunks(self) -> tuple[int, ...]:
+        """The shape of one stored object: the chunk shape, or the shard shape if sharded."""
+        return self._access.unit
 
     @property
     def locked(self) -> bool:
@@ -166,7 +186,11 @@ class DicedArray:
 
     @property
     def zarr(self) -> zarr.Array[Any]:
-        """The underlying zarr array (read-only when this handle is)."""
+        """The underlying zarr array (read-only when this handle is).
+
+        Writes through it are as safe as writes through this handle: partial-chunk
+        updates are conditional and retried.
+        """
         return self._zarr
 
     def get_numdims(self) -> int:
@@ -174,28 +198,29 @@ class DicedArray:
         return self.ndim
 
     def get_extents(self) -> tuple[slice, ...]:
-        """Chunk-aligned bounding box of the data written along this version's history.
+        """Bounding box of the data written along this version's history.
 
-        One ``slice`` per axis, in voxels, aligned to chunk boundaries (DICED's
-        behaviour); ``slice(0, 0)`` on every axis when nothing was written.
+        One ``slice`` per axis, in voxels, aligned to stored-chunk boundaries (DICED's
+        behaviour) and clipped to the shape; ``slice(0, 0)`` on every axis when nothing
+        was written.
         """
-        self._follow_lock()
-        extents = self._view.extents(self._info)
+        self._sync()
+        extents = self._access.extents()
         if extents is None:
             return (slice(0, 0),) * self.ndim
-        return tuple(slice(lo * c, hi * c) for (lo, hi), c in zip(extents, self.chunks,
-                                                                   strict=True))
+        return tuple(slice(lo * c, min(hi * c, n)) for (lo, hi), c, n in
+                     zip(extents, self.storage_chunks, self.shape, strict=True))
 
     def chunk_digests(self) -> dict[tuple[int, ...], str]:
         """Every stored (non-fill) chunk of this version: chunk coordinates → content digest.
 
-        Equal digests mean equal chunk bytes, so comparing two versions' dictionaries finds
-        the chunks that differ without reading any chunk data. Chunks holding only the fill
-        value are absent.
+        Coordinates are in the storage grid (shards, for a sharded array). Equal digests
+        mean equal chunk bytes, so comparing two versions' dictionaries finds the chunks
+        that differ without reading any chunk data. Chunks holding only the fill value are
+        absent.
         """
-        self._follow_lock()
-        return {tuple(int(c) for c in key.split("/")[1:]): d.hex()
-                for key, d in self._view.chunks(self._info).items()}
+        self._sync()
+        return {coords: d.hex() for coords, d in self._access.stored().items()}
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -209,25 +234,46 @@ class DicedArray:
         data = np.asarray(self[...])
         return data if dtype is None else data.astype(dtype)
 
-    # -- reads and writes -------------------------------------------------------------------
+    # -- keeping the handle current ----------------------------------------------------------
 
-    def _plan(self, selection: Any) -> SelectionPlan:
-        return plan(selection, self.shape, self._metadata.chunk_grid)
+    def _sync(self) -> None:
+        """Follow a lock of the node, and check the array is still this handle's.
 
-    def _follow_lock(self) -> None:
-        """If the node was locked since this handle was made, read its locked content."""
+        At an open node this re-reads the array's entry: a deleted or replaced array
+        raises :class:`NotFoundError`; new metadata (a resize through another handle) is
+        taken over.
+        """
         self._view.refresh()
         if self._view.generation != self._generation:
             self._readonly = True
             self._bind(self._view.array(self.name))
+        elif not self._view.locked:
+            self._adopt(self._access.current_info())
+
+    def _adopt(self, current: ArrayInfo) -> None:
+        if current.zarr != self._info.zarr:
+            self._bind(current)
+
+    def _plan(self, selection: Any) -> SelectionPlan:
+        if self.unbounded:
+            problem = unbounded_problem(selection, self.ndim)
+            if problem is not None:
+                box = ", ".join(f"{s.start}:{s.stop}" for s in self.get_extents())
+                raise InvalidIndexError(
+                    f"array {self.name!r} is unbounded (2**31-1 positions per axis) and "
+                    f"{selection!r:.80} has {problem}: select explicit, non-negative bounds "
+                    f"on every axis, e.g. arr[{box}] (its extents, from get_extents())"
+                )
+        return plan(selection, self.shape, self._metadata.chunk_grid)
+
+    # -- reads and writes -------------------------------------------------------------------
 
     def __getitem__(self, selection: Any) -> Any:
-        self._follow_lock()
+        self._sync()
         p = self._plan(selection)
         try:
             if p.indexer is not None and self._codec is not None:
-                result = read_selection(self._view, self._info, self._metadata, self._codec,
-                                        p.indexer, self._pool)
+                result = read_selection(self._access, self._codec, p.indexer)
             elif p.kind == "basic":
                 result = self._zarr.get_basic_selection(p.selection)
             elif p.kind == "orthogonal":
@@ -239,48 +285,37 @@ class DicedArray:
                 from exc
         return p.to_numpy(result)
 
-    def __setitem__(self, selection: Any, value: Any) -> None:
+    def _check_writable(self) -> None:
         if self._readonly:
             raise LockedError(
                 f"array {self.name!r} is read-only here (locked version {self._view.uuid} or a "
                 "read-only handle): create a branch and write there"
             )
-        p = self._plan(selection)
-        try:
-            data = p.to_zarr(fit_value(_as_dtype(value, self.dtype), p.shape))
-        except ValueError as exc:
-            raise InvalidInputError(f"cannot write at {selection!r}: {exc}") from exc
-        self._view.guarded(lambda: self._write(p, data))
+
+    def __setitem__(self, selection: Any, value: Any) -> None:
+        self._check_writable()
+
+        def write() -> None:
+            self._adopt(self._access.current_info())
+            p = self._plan(selection)
+            try:
+                data = p.to_zarr(fit_value(_as_dtype(value, self.dtype), p.shape))
+            except ValueError as exc:
+                raise InvalidInputError(f"cannot write at {selection!r:.80}: {exc}") from exc
+            self._write(p, data)
+
+        self._view.guarded(write)
 
     def _write(self, p: SelectionPlan, data: npt.NDArray[Any]) -> None:
         """Write ``data`` (zarr's layout for ``p``) without checking the node state."""
         if p.indexer is not None and self._codec is not None:
-            write_selection(self._view, self._info, self._metadata, self._codec, p.indexer,
-                            data, self._pool)
-            return
-        # zarr's pipeline reads and writes each chunk through a session store that turns
-        # every chunk write into a compare-and-swap; a lost race retries the selection.
-        for attempt in range(_CONFLICT_RETRIES):
-            session = NodeStore(self._view, session=True)
-            writer = self._open(session)
-            try:
-                if p.kind == "basic":
-                    writer.set_basic_selection(p.selection, data)
-                elif p.kind == "orthogonal":
-                    writer.set_orthogonal_selection(p.selection, data)
-                else:
-                    writer.vindex[p.selection] = data
-                return
-            except ChunkConflict:
-                session.abandon()
-                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
-            except BaseException:
-                session.abandon()
-                raise
-        raise ConflictError(
-            f"array {self.name!r}: the same chunks kept changing under concurrent writers "
-            f"({_CONFLICT_RETRIES} attempts); try again"
-        )
+            write_selection(self._access, self._codec, p.indexer, data)
+        elif p.kind == "basic":
+            self._zarr.set_basic_selection(p.selection, data)
+        elif p.kind == "orthogonal":
+            self._zarr.set_orthogonal_selection(p.selection, data)
+        else:
+            self._zarr.vindex[p.selection] = data
 
     def resize(self, *shape: int | Sequence[int]) -> None:
         """Change the shape, at this (open) node.
@@ -290,34 +325,34 @@ class DicedArray:
         O(stored chunks) of this array, never O(array size).
         """
         first = shape[0] if len(shape) == 1 else None
-        new_shape: tuple[Any, ...] = tuple(first) if isinstance(first, Sequence) else shape
-        if self._readonly:
-            raise LockedError(f"array {self.name!r} is read-only here; branch and resize there")
-        if len(new_shape) != self.ndim or any(not isinstance(n, (int, np.integer)) or n < 0
-                                              for n in new_shape):
-            raise InvalidInputError(
-                f"resize needs {self.ndim} non-negative integers, got {new_shape!r}"
-            )
-        new = tuple(int(n) for n in new_shape)
-        self._view.guarded(lambda: self._resize(new))
+        requested: Any = first if isinstance(first, Sequence | np.ndarray) else shape
+        self._check_writable()
+        new = check_shape(requested, "the shape given to resize", self.ndim)
+
+        def resize() -> None:
+            self._adopt(self._access.current_info())
+            self._resize(new)
+
+        self._view.guarded(resize)
         self._bind(self._view.array(self.name))
 
     def _resize(self, new: tuple[int, ...]) -> None:
         # zarr's own resize enumerates every chunk of the old shape (unbounded arrays have
         # ~10^22) and keeps the cut-off part of edge chunks; only stored chunks matter here.
-        old, chunks = self.shape, self.chunks
-        for key in self._view.chunks(self._info):
-            coords = [int(c) for c in key.split("/")[1:]]
-            start = [c * n for c, n in zip(coords, chunks, strict=True)]
+        # Stored objects are units of the storage grid (shards, when sharded).
+        old, unit = self.shape, self.storage_chunks
+        for coords in self._access.stored():
+            start = [c * n for c, n in zip(coords, unit, strict=True)]
             if any(s >= n for s, n in zip(start, new, strict=True)):
-                self._view.write_chunk(self._info, key, None)
+                self._access.write(coords, None)
                 continue
             for axis, (s, n, o) in enumerate(zip(start, new, old, strict=True)):
-                if n < o and s + chunks[axis] > n:
-                    region = [slice(st, min(st + c, o)) for st, c, o in
-                              zip(start, chunks, old, strict=True)]
-                    region[axis] = slice(n, min(s + chunks[axis], o))
-                    p = self._plan(tuple(region))
+                if n < o and s + unit[axis] > n:
+                    region = [slice(st, min(st + u, o)) for st, u, o in
+                              zip(start, unit, old, strict=True)]
+                    region[axis] = slice(n, min(s + unit[axis], o))
+                    p = plan(tuple(region), self.shape, self._metadata.chunk_grid)
                     self._write(p, np.full(p.shape, self._metadata.fill_value, dtype=self.dtype))
         meta = self._metadata.update_shape(new).to_buffer_dict(default_buffer_prototype())
-        self._view.set_array_metadata(self.name, json.loads(meta["zarr.json"].to_bytes()))
+        self._view.set_array_metadata(self.name, json.loads(meta["zarr.json"].to_bytes()),
+                                      self._info.id)

@@ -5,18 +5,15 @@ diced's bulk writes slower than plain zarr's. For the common case this module do
 same work with less machinery: zarr's :class:`~zarr.core.indexing.BasicIndexer` still
 decides which chunks a selection touches and which parts, numcodecs still encodes and
 decodes, but chunks are resolved, decoded and encoded on a thread pool (numcodecs and file
-I/O release the GIL), straight into the output array. A partial-chunk write retries only
-the chunk whose compare-and-swap failed.
+I/O release the GIL), straight into the output array. Chunks are read and written through
+:class:`~diced.chunk_access.ChunkAccess`, which retries a partial-chunk write whose
+conditional pointer write lost a race.
 
 Arrays whose codec chain is not ``bytes`` + one of blosc/zstd/none fall back to zarr.
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +24,9 @@ from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
 from zarr.core.indexing import BasicIndexer, ChunkProjection
 from zarr.core.metadata import ArrayV3Metadata
 
-from diced.errors import ConflictError
-from diced.versioning.node import UNSEEN, ArrayInfo, NodeView
+from diced.chunk_access import ChunkAccess
 
 __all__ = ["ChunkCodec", "fit_value", "read_selection", "write_selection"]
-
-_CONFLICT_RETRIES = 1000
-
 
 @dataclass(frozen=True)
 class ChunkCodec:
@@ -101,18 +94,6 @@ class ChunkCodec:
         return np.full(self.shape, self.fill_value, dtype=self.dtype)
 
 
-def _run(pool: ThreadPoolExecutor, work: Callable[[ChunkProjection], None],
-         projections: list[ChunkProjection]) -> None:
-    if len(projections) == 1:
-        work(projections[0])
-        return
-    futures = [pool.submit(work, p) for p in projections]
-    # Wait for every chunk before raising: a write that raised must not land afterwards.
-    wait(futures)
-    for future in futures:
-        future.result()
-
-
 def fit_value(value: npt.NDArray[Any], shape: tuple[int, ...]) -> npt.NDArray[Any]:
     """``value`` broadcast to ``shape`` as numpy assignment does it; ``ValueError`` if not."""
     original = value.shape
@@ -132,53 +113,46 @@ def _expand(value: npt.NDArray[Any], indexer: BasicIndexer, ndim: int) -> npt.ND
     return value[tuple(None if i in indexer.drop_axes else slice(None) for i in range(ndim))]
 
 
-def read_selection(view: NodeView, info: ArrayInfo, meta: ArrayV3Metadata, codec: ChunkCodec,
-                   indexer: BasicIndexer, pool: ThreadPoolExecutor) -> Any:
+def read_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer) -> Any:
     """Read a basic selection; returns an ndarray, or a numpy scalar for a single element."""
     out = np.empty(indexer.shape, dtype=codec.dtype)
 
     def work(p: ChunkProjection) -> None:
-        chunk_digest, _ = view.chunk_digest(info, meta.encode_chunk_key(p.chunk_coords))
-        if chunk_digest is None:
+        data = access.read(p.chunk_coords)
+        if data is None:
             out[p.out_selection] = codec.fill_value
             return
-        part = codec.decode(view.read_blob(chunk_digest))[p.chunk_selection]
+        part = codec.decode(data)[p.chunk_selection]
         out[p.out_selection] = part.squeeze(axis=indexer.drop_axes) if indexer.drop_axes \
             else part
 
-    _run(pool, work, list(indexer))
+    access.run(work, indexer)
     return out[()] if out.shape == () else out
 
 
-def write_selection(view: NodeView, info: ArrayInfo, meta: ArrayV3Metadata, codec: ChunkCodec,
-                    indexer: BasicIndexer, value: npt.NDArray[Any],
-                    pool: ThreadPoolExecutor) -> None:
+def write_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer,
+                    value: npt.NDArray[Any]) -> None:
     """Write ``value`` (already cast to the dtype) to a basic selection of an open node.
 
+    Does not check the node state (callers wrap this in :meth:`ChunkAccess.guarded`).
     Raises ``ValueError`` when ``value`` does not broadcast to the selection.
     """
-    value = _expand(fit_value(value, indexer.shape), indexer, len(meta.shape))
+    value = _expand(fit_value(value, indexer.shape), indexer, len(access.meta.shape))
 
     def work(p: ChunkProjection) -> None:
-        key = meta.encode_chunk_key(p.chunk_coords)
         part = value[p.out_selection]
         if p.is_complete_chunk:
             chunk = part if part.shape == codec.shape else codec.fill()
             if chunk is not part:
                 chunk[p.chunk_selection] = part
-            view.write_chunk(info, key, codec.encode(chunk), UNSEEN)
+            access.write(p.chunk_coords, codec.encode(chunk))
             return
-        for attempt in range(_CONFLICT_RETRIES):
-            chunk_digest, seen = view.chunk_digest(info, key)
-            chunk = codec.fill() if chunk_digest is None \
-                else codec.decode(view.read_blob(chunk_digest))
-            chunk[p.chunk_selection] = part
-            if view.write_chunk(info, key, codec.encode(chunk), seen):
-                return
-            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
-        raise ConflictError(
-            f"chunk {key} of array {info.name!r} kept changing under concurrent writers "
-            f"({_CONFLICT_RETRIES} attempts); try again"
-        )
 
-    _run(pool, work, list(indexer))
+        def merge(current: bytes | None) -> bytes | None:
+            chunk = codec.fill() if current is None else codec.decode(current)
+            chunk[p.chunk_selection] = part
+            return codec.encode(chunk)
+
+        access.update(p.chunk_coords, merge)
+
+    access.run(work, indexer)

@@ -1,8 +1,9 @@
 """Dask arrays over diced arrays: read any version, write an open one from many workers.
 
 Needs the ``dask`` extra (``pip install 'diced[dask]'``). Array handles pickle as an
-address (:mod:`diced.reopen`), so with ``dask.distributed`` each worker process reopens
-the store itself: every worker must reach the store's location. See ``docs/dask.md``.
+address (:class:`diced.context.ArrayAddress`), so with ``dask.distributed`` each worker
+process reopens the store itself: every worker must reach the store's location. See
+``docs/dask.md``.
 """
 
 from __future__ import annotations

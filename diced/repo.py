@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import zarr
@@ -14,16 +13,15 @@ from zarr.codecs import BloscCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
-from diced.array import ArrayDtype, DicedArray
+from diced.array import ArrayDtype, DicedArray, check_shape
+from diced.chunk_access import metadata_of
 from diced.codecs import jpeg_codec
+from diced.context import StoreContext
 from diced.errors import InvalidInputError, LockedError
 from diced.versioning.graph import VersionGraph
 from diced.versioning.node import NodeView
 from diced.versioning.records import NodeRecord, RepoRecord
-from diced.zarr_store import NodeStore
-
-if TYPE_CHECKING:
-    from diced.store import DicedStore
+from diced.zarr_store import ARRAY_NAME, NodeStore
 
 __all__ = ["DEFAULT_CHUNKS", "UNBOUNDED", "DicedRepo", "NodeInfo", "default_compressor"]
 
@@ -31,7 +29,8 @@ __all__ = ["DEFAULT_CHUNKS", "UNBOUNDED", "DicedRepo", "NodeInfo", "default_comp
 UNBOUNDED = 2**31 - 1
 #: Default chunk shapes by number of dimensions (other ndims get ~256 Ki elements).
 DEFAULT_CHUNKS = {1: (262144,), 2: (512, 512), 3: (64, 64, 64)}
-_ARRAY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
+#: Most elements in one chunk (a chunk is read and written whole, in memory).
+MAX_CHUNK_ELEMENTS = 2**28
 
 
 @dataclass(frozen=True)
@@ -92,20 +91,20 @@ class DicedRepo:
         This handle never writes (a store opened for reading public data, say).
     """
 
-    def __init__(self, store: DicedStore, record: RepoRecord, node: str, *,
+    def __init__(self, ctx: StoreContext, record: RepoRecord, node: str, *,
                  readonly: bool = False) -> None:
-        self._store = store
+        self._ctx = ctx
         self._record = record
-        self._graph = VersionGraph(store.backend, record.uuid)
+        self._graph = VersionGraph(ctx.backend, record.uuid)
         self.readonly = readonly
         self._view = self._open_view(node)
 
     def __repr__(self) -> str:
-        return f"<DicedRepo {self.name!r} at {self.uuid} ({'locked' if self.locked else 'open'})>"
+        return f"<DicedRepo {self.name!r} at {self.uuid} ({self.state})>"
 
     def _open_view(self, uuid: str) -> NodeView:
         record = self._graph.node(uuid)
-        return NodeView.open(self._store.backend, record, self._store.page_cache,
+        return NodeView.open(self._ctx.backend, record, self._ctx.page_cache,
                              self._graph.node)
 
     @property
@@ -134,6 +133,12 @@ class DicedRepo:
     def locked(self) -> bool:
         """Whether the current node is locked (re-read from the store)."""
         return self._graph.node(self.uuid).locked
+
+    @property
+    def state(self) -> str:
+        """The current node's state, re-read: ``open``, ``locked``, or ``sealing`` (a lock
+        that started and did not finish; ``lock_node`` again finishes it)."""
+        return self._graph.node(self.uuid).state
 
     def _writable_view(self) -> NodeView:
         if self.readonly:
@@ -257,24 +262,24 @@ class DicedRepo:
             The current node is locked.
         """
         view = self._writable_view()
-        if not isinstance(name, str) or not _ARRAY_NAME.match(name):
+        if not isinstance(name, str) or not ARRAY_NAME.match(name):
             raise InvalidInputError(
                 f"invalid array name {name!r}: use letters, digits, '_', '.', '-' (up to 200, "
                 "not starting with '.' or '-')"
             )
         np_dtype = _parse_dtype(dtype)
         if shape is not None:
-            shape = tuple(int(n) for n in shape)
+            shape = check_shape(shape, "shape")
             if dims not in (3, len(shape)):
                 raise InvalidInputError(f"dims={dims} disagrees with shape {shape}")
             dims = len(shape)
-        if not isinstance(dims, int) or dims < 1:
-            raise InvalidInputError(f"dims must be an integer >= 1, got {dims!r}")
-        if shape is not None and any(n < 0 for n in shape):
-            raise InvalidInputError(f"shape must be non-negative, got {shape}")
-        chunk_shape = _default_chunks(dims) if chunks is None else tuple(int(c) for c in chunks)
-        if len(chunk_shape) != dims or any(c < 1 for c in chunk_shape):
-            raise InvalidInputError(f"chunks must be {dims} positive integers, got {chunks!r}")
+        if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= 32:
+            raise InvalidInputError(f"dims must be an integer from 1 to 32, got {dims!r}")
+        chunk_shape = _default_chunks(dims) if chunks is None \
+            else check_shape(chunks, "chunks", dims, minimum=1)
+        if int(np.prod(chunk_shape, dtype=object)) > MAX_CHUNK_ELEMENTS:
+            raise InvalidInputError(f"chunks {chunk_shape} hold more than 2**28 elements; "
+                                    "choose smaller chunks (64³ is the default in 3-D)")
         if islabel3D and (dims != 3 or np_dtype != np.uint64):
             raise InvalidInputError("islabel3D=True needs a 3-D uint64 array (ArrayDtype.uint64)")
         if lossycompression and np_dtype != np.uint8:
@@ -284,14 +289,14 @@ class DicedRepo:
         meta = _zarr_metadata(shape if shape is not None else (UNBOUNDED,) * dims,
                               chunk_shape, np_dtype, attributes, lossycompression)
         info = view.create_array(name, meta)
-        return DicedArray(view, info, self._store.io_pool, readonly=self.readonly,
-                          store=self._store)
+        return DicedArray(self._ctx, view, info, readonly=self.readonly)
 
     def get_array(self, name: str) -> DicedArray:
         """The array ``name`` at the current node; :class:`NotFoundError` if absent."""
+        if not isinstance(name, str):
+            raise InvalidInputError(f"an array name is a string, not {name!r:.80}")
         self._view.refresh()
-        return DicedArray(self._view, self._view.array(name), self._store.io_pool,
-                          readonly=self.readonly, store=self._store)
+        return DicedArray(self._ctx, self._view, self._view.array(name), readonly=self.readonly)
 
     def list_instances(self) -> list[tuple[str, ArrayDtype | np.dtype[Any]]]:
         """``[(name, dtype), ...]`` of the arrays at the current node, sorted by name.
@@ -302,7 +307,7 @@ class DicedRepo:
         out: list[tuple[str, ArrayDtype | np.dtype[Any]]] = []
         self._view.refresh()
         for name, info in self._view.arrays().items():
-            np_dtype = np.dtype(info.zarr["data_type"])
+            np_dtype = metadata_of(info).dtype.to_native_dtype()
             match = [m for m in ArrayDtype if np.dtype(m.value) == np_dtype]
             out.append((name, match[0] if match else np_dtype))
         return out
@@ -314,7 +319,7 @@ class DicedRepo:
     def zarr_store(self) -> NodeStore:
         """A zarr v3 Store of the current node (read-only when locked or readonly)."""
         self._view.refresh()
-        return NodeStore(self._view, read_only=self.readonly)
+        return NodeStore(self._ctx, self._view, read_only=self.readonly)
 
     # -- files ------------------------------------------------------------------------------
 
@@ -353,13 +358,18 @@ def _check_file_name(name: str) -> str:
 
 
 def _parse_dtype(dtype: Any) -> np.dtype[Any]:
+    if dtype is None:
+        raise InvalidInputError("create_array needs a dtype, e.g. ArrayDtype.uint8 or "
+                                "numpy.float32")
     try:
         np_dtype: np.dtype[Any] = np.dtype(dtype.value if isinstance(dtype, ArrayDtype)
                                            else dtype)
-    except TypeError as exc:
-        raise InvalidInputError(f"unknown dtype {dtype!r}: {exc}") from exc
-    if np_dtype.kind not in "biuf" or np_dtype.byteorder == ">":
+    except (TypeError, ValueError, SyntaxError) as exc:
+        raise InvalidInputError(f"unknown dtype {dtype!r:.80}: {exc}") from exc
+    if np_dtype.kind not in "biuf" or np_dtype.byteorder == ">" \
+            or (np_dtype.kind == "f" and np_dtype.itemsize > 8):
         raise InvalidInputError(
-            f"dtype {np_dtype} is not supported: use a bool, int, uint or float dtype"
+            f"dtype {np_dtype} is not supported: use a bool, int, uint or float dtype of up "
+            "to 64 bits"
         )
     return np_dtype

@@ -24,7 +24,7 @@ from zarr.core.indexing import (
 
 from diced.errors import InvalidIndexError
 
-__all__ = ["SelectionPlan", "plan"]
+__all__ = ["SelectionPlan", "plan", "unbounded_problem"]
 
 Kind = Literal["basic", "orthogonal", "fancy"]
 
@@ -119,6 +119,40 @@ def _positive_steps(sel: tuple[Any, ...], shape: tuple[int, ...]) -> tuple[tuple
     return tuple(out), tuple(flips)
 
 
+def unbounded_problem(selection: Any, ndim: int) -> str | None:
+    """Why ``selection`` cannot run on an unbounded array (``None`` when it can).
+
+    An unbounded axis (2³¹−1 voxels, sparse) must be selected with explicit, non-negative
+    bounds: an open-ended slice, a missing axis or ``...`` would cover ~2³¹ positions, and
+    a negative position would count from the far end of that space.
+    """
+    raw = selection if isinstance(selection, tuple) else (selection,)
+    try:
+        sel = _expand(tuple(_normalise(s) for s in raw), ndim)
+    except InvalidIndexError:
+        return None  # malformed: plan() reports it
+    for axis, item in enumerate(sel):
+        if _is_int(item) and item < 0:
+            return f"the negative index {item} on axis {axis}"
+        if isinstance(item, np.ndarray) and item.dtype != bool and item.size and item.min() < 0:
+            return f"negative index-array entries on axis {axis}"
+        if isinstance(item, slice):
+            step = 1 if item.step is None else item.step
+            if step == 0:
+                return None  # plan() reports it
+            open_end = item.stop is None if step > 0 else item.start is None
+            if open_end:
+                return f"an open-ended slice on axis {axis} ({_show(item)})"
+            if any(b is not None and b < 0 for b in (item.start, item.stop)):
+                return f"a negative slice bound on axis {axis} ({_show(item)})"
+    return None
+
+
+def _show(item: slice) -> str:
+    parts = ["" if v is None else str(v) for v in (item.start, item.stop)]
+    return ":".join(parts) + ("" if item.step is None else f":{item.step}")
+
+
 def plan(selection: Any, shape: tuple[int, ...], chunk_grid: ChunkGrid) -> SelectionPlan:
     """Plan a numpy selection of an array of ``shape``.
 
@@ -130,9 +164,9 @@ def plan(selection: Any, shape: tuple[int, ...], chunk_grid: ChunkGrid) -> Selec
         on one axis): use ``arr.zarr.oindex`` / ``arr.zarr.vindex`` for those.
     """
     raw = selection if isinstance(selection, tuple) else (selection,)
-    sel = tuple(_normalise(s) for s in raw)
-    arrays = [s for s in sel if isinstance(s, np.ndarray)]
     try:
+        sel = tuple(_normalise(s) for s in raw)
+        arrays = [s for s in sel if isinstance(s, np.ndarray)]
         if not arrays:
             basic, flips = _positive_steps(_expand(sel, len(shape)), shape)
             indexer = BasicIndexer(basic, shape, chunk_grid)
@@ -145,10 +179,11 @@ def plan(selection: Any, shape: tuple[int, ...], chunk_grid: ChunkGrid) -> Selec
             coords = CoordinateIndexer(sel, shape, chunk_grid)
             return SelectionPlan(sel, "fancy", coords.shape, (), None)
         return _plan_orthogonal(sel, shape, chunk_grid)
-    except IndexError as exc:
+    except (IndexError, ValueError, TypeError, OverflowError) as exc:
         if isinstance(exc, InvalidIndexError):
             raise
-        raise InvalidIndexError(f"bad index {selection!r} for shape {shape}: {exc}") from exc
+        raise InvalidIndexError(f"bad index {selection!r:.200} for shape {shape}: {exc}") \
+            from exc
 
 
 def _plan_orthogonal(sel: tuple[Any, ...], shape: tuple[int, ...],

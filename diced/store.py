@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from diced.array import DicedArray
 from diced.backends import CachedObjectStore, ObjectStore, open_backend
+from diced.context import ArrayAddress, NodeAddress, StoreContext
 from diced.errors import InvalidInputError
 from diced.repo import DicedRepo
 from diced.versioning import keys
 from diced.versioning.catalog import RepoCatalog
 from diced.versioning.chunkindex import PageCache
 from diced.versioning.graph import DEFAULT_BRANCH, VersionGraph
+from diced.zarr_store import NodeStore
 
 if TYPE_CHECKING:
     from diced_viewer import ViewerServer
 
-__all__ = ["DEFAULT_CACHE_SIZE", "DicedStore"]
+__all__ = ["DEFAULT_CACHE_SIZE", "DicedStore", "reopen_array", "reopen_node_store"]
 
 #: Default bound of the local cache (``cache_size``): 10 GiB.
 DEFAULT_CACHE_SIZE = 10 * 2**30
@@ -78,6 +83,15 @@ class DicedStore:
         if port is not None and (not isinstance(port, int) or isinstance(port, bool)
                                  or not 0 <= port <= 65535):
             raise InvalidInputError(f"port must be an integer from 0 to 65535, not {port!r}")
+        if cache is not None and not isinstance(cache, (str, os.PathLike)):
+            raise InvalidInputError(f"cache must be a directory path (or None), not {cache!r}")
+        if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 0:
+            raise InvalidInputError(f"cache_size must be a number of bytes (an integer >= 0), "
+                                    f"not {cache_size!r}")
+        if permissionfile is not None and not isinstance(permissionfile, (str, os.PathLike)):
+            raise InvalidInputError(f"permissionfile must be a file path, not {permissionfile!r}")
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise InvalidInputError(f"storage_options must be a dict, not {storage_options!r}")
         self.location = location
         #: Keyword arguments that reopen this store elsewhere (pickled array handles).
         self.options: dict[str, Any] = {"permissionfile": permissionfile, "fsync": fsync,
@@ -88,7 +102,8 @@ class DicedStore:
             location, fsync=fsync, permissionfile=permissionfile, anonymous=anonymous,
             storage_options=storage_options)
         if cache is not None:
-            self.backend = CachedObjectStore(self.backend, cache, cache_size, keys.is_immutable)
+            self.backend = CachedObjectStore(self.backend, os.fspath(cache), cache_size,
+                                             keys.is_immutable)
         self.catalog = RepoCatalog(self.backend, location)
         #: Decoded chunk-index pages shared by every repo of this store (immutable).
         self.page_cache = PageCache()
@@ -96,6 +111,9 @@ class DicedStore:
         #: so a few threads per core overlap storage latency with compression.
         self.io_pool = ThreadPoolExecutor(max_workers=4 * (os.cpu_count() or 1),
                                           thread_name_prefix="diced-io")
+        #: What repos, arrays and zarr Stores of this store share.
+        self.context = StoreContext(self.backend, self.page_cache, self.io_pool, location,
+                                    self.options, reopen_array, reopen_node_store)
         self._viewers: list[ViewerServer] = []
         if port is not None:
             try:
@@ -138,10 +156,10 @@ class DicedStore:
         InvalidInputError
             The port is not an integer from 0 to 65535.
         """
-        # The viewer sits above the public API; it is imported only when asked for.
-        from diced_viewer import ViewerServer
-
-        viewer = ViewerServer(self, host, port, allow_writes=allow_writes).start()
+        # The viewer is a face above this API: loaded by name, so the API never imports it.
+        viewer_module = importlib.import_module("diced_viewer")
+        viewer: ViewerServer = viewer_module.ViewerServer(self, host, port,
+                                                          allow_writes=allow_writes).start()
         self._viewers.append(viewer)
         return viewer
 
@@ -151,7 +169,7 @@ class DicedStore:
         Raises :class:`AlreadyExistsError` if the name is taken.
         """
         record = self.catalog.create(name, description)
-        return DicedRepo(self, record, record.root)
+        return DicedRepo(self.context, record, record.root)
 
     def list_repos(self) -> list[tuple[str, str]]:
         """``[(name, root node UUID), ...]`` sorted by name (DICED's shape)."""
@@ -182,13 +200,48 @@ class DicedStore:
             if name is not None and record.name != name:
                 raise InvalidInputError(f"version {uuid!r} belongs to repo {record.name!r}, "
                                         f"not {name!r}")
-            return DicedRepo(self, record, node, readonly=readonly)
+            return DicedRepo(self.context, record, node, readonly=readonly)
         if name is None:
             raise InvalidInputError("open_repo needs a repo name or a version uuid")
         record = self.catalog.by_name(name)
         leaf = VersionGraph(self.backend, record.uuid).branch_leaf(DEFAULT_BRANCH)
-        return DicedRepo(self, record, leaf, readonly=readonly)
+        return DicedRepo(self.context, record, leaf, readonly=readonly)
 
     def delete_repo(self, name: str) -> None:
         """Delete repo ``name`` with all its versions (irreversible)."""
         self.catalog.delete(name)
+
+
+# One store per location, options and process, opened on first use and kept for the
+# process's lifetime: unpickling many handles (one per Dask task, say) then shares one
+# store's connections, thread pool and index-page cache instead of opening a store each.
+# The process id is part of the key because a forked child cannot use its parent's threads.
+_stores: dict[tuple[int, str, str], DicedStore] = {}
+_stores_lock = threading.Lock()
+
+
+def _shared_repo(address: NodeAddress) -> DicedRepo:
+    # Option values may be unhashable (``storage_options`` is a dict); their repr is not.
+    key = (os.getpid(), address.location, repr(address.options))
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = DicedStore(address.location, **dict(address.options))
+    record = store.catalog.by_uuid(address.repo)
+    return DicedRepo(store.context, record, address.node, readonly=address.readonly)
+
+
+def reopen_array(address: ArrayAddress) -> DicedArray:
+    """Open the array at ``address`` (the inverse of pickling a :class:`DicedArray`).
+
+    Raises
+    ------
+    NotFoundError
+        The store, repo, node or array does not exist where this process looks.
+    """
+    return _shared_repo(address.node).get_array(address.name)
+
+
+def reopen_node_store(address: NodeAddress) -> NodeStore:
+    """Open the zarr Store at ``address`` (the inverse of pickling a :class:`NodeStore`)."""
+    return _shared_repo(address).zarr_store()

@@ -158,7 +158,7 @@ def test_arrays(location: str) -> None:
         repo.create_array("labels", diced.ArrayDtype.uint64, islabel3D=True)
         repo.create_array("table", np.float32, shape=(10, 10), chunks=(5, 5))
     assert table_rows(ok("arrays", location, "vol", "--version", root).stdout) == [
-        ["image", "uint8", "100x80x60", "64x64x64", "64:128,0:64,0:64", ""],
+        ["image", "uint8", "100x80x60", "64x64x64", "64:100,0:64,0:60", ""],
         ["labels", "uint64", "unbounded", "64x64x64", "0:0,0:0,0:0", "yes"],
         ["table", "float32", "10x10", "5x5", "0:0,0:0", ""],
     ]

@@ -6,7 +6,13 @@ from diced.backends import ObjectStore
 from diced.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from diced.versioning import keys
 from diced.versioning.graph import VersionGraph, new_uuid
-from diced.versioning.records import RepoRecord, check_store_header, now, store_header
+from diced.versioning.records import (
+    RepoRecord,
+    check_store_header,
+    now,
+    parse_uuid,
+    store_header,
+)
 
 __all__ = ["RepoCatalog", "validate_repo_name"]
 
@@ -48,12 +54,20 @@ class RepoCatalog:
     def create(self, name: str, description: str = "") -> RepoRecord:
         """Create a repo with a root node on branch ``master``; names are unique."""
         validate_repo_name(name)
+        if not isinstance(description, str):
+            raise InvalidInputError(f"a repo description must be a string, not {description!r}")
+        name_key = keys.repo_name(name)  # computed first: a bad name writes nothing
         repo = new_uuid()
-        root = VersionGraph(self.backend, repo).create_root()
-        record = RepoRecord(uuid=repo, name=name, description=description, created=now(),
-                            root=root.uuid)
-        self.backend.put_if_absent(keys.repo_record(repo), record.to_bytes())
-        if not self.backend.put_if_absent(keys.repo_name(name), repo.encode()):
+        try:
+            root = VersionGraph(self.backend, repo).create_root()
+            record = RepoRecord(uuid=repo, name=name, description=description, created=now(),
+                                root=root.uuid)
+            self.backend.put_if_absent(keys.repo_record(repo), record.to_bytes())
+            claimed = self.backend.put_if_absent(name_key, repo.encode())
+        except BaseException:
+            self._purge(repo)
+            raise
+        if not claimed:
             self._purge(repo)
             raise AlreadyExistsError(
                 f"a repo named {name!r} already exists; choose another name or delete_repo it"
@@ -64,24 +78,34 @@ class RepoCatalog:
         """Every repo of the store, sorted by name."""
         records = []
         for key in self.backend.list_prefix(keys.repo_names_prefix()):
-            repo = self.backend.get(key)
-            data = None if repo is None else self.backend.get(keys.repo_record(repo.decode()))
-            if data is not None:
-                records.append(RepoRecord.from_bytes(data))
+            record = self._named(key)
+            if record is not None:
+                records.append(record)
         return sorted(records, key=lambda r: r.name)
+
+    def _named(self, name_key: str) -> RepoRecord | None:
+        """The repo record the name claim at ``name_key`` points to (``None``: no claim)."""
+        data = self.backend.get(name_key)
+        if data is None:
+            return None
+        record_key = keys.repo_record(parse_uuid(data, "repo name claim", name_key))
+        raw = self.backend.get(record_key)
+        return None if raw is None else RepoRecord.from_bytes(raw, record_key)
 
     def by_name(self, name: str) -> RepoRecord:
         """The repo named ``name``; :class:`NotFoundError` if none."""
-        repo = self.backend.get(keys.repo_name(validate_repo_name(name)))
-        data = None if repo is None else self.backend.get(keys.repo_record(repo.decode()))
-        if data is None:
+        record = self._named(keys.repo_name(validate_repo_name(name)))
+        if record is None:
             raise NotFoundError(f"no repo named {name!r}; list_repos() shows the repos")
-        return RepoRecord.from_bytes(data)
+        return record
 
     def by_uuid(self, uuid: str) -> RepoRecord:
         """The repo with UUID ``uuid`` (only if it is still named)."""
-        data = self.backend.get(keys.repo_record(uuid))
-        record = None if data is None else RepoRecord.from_bytes(data)
+        if not isinstance(uuid, str) or len(uuid) != 32:
+            raise NotFoundError(f"no repo with UUID {uuid!r}")
+        record_key = keys.repo_record(uuid)
+        data = self.backend.get(record_key)
+        record = None if data is None else RepoRecord.from_bytes(data, record_key)
         if record is None or self.backend.get(keys.repo_name(record.name)) != uuid.encode():
             raise NotFoundError(f"no repo with UUID {uuid!r}")
         return record

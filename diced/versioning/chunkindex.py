@@ -27,6 +27,7 @@ from diced.backends import ObjectStore
 from diced.errors import StorageError
 from diced.versioning import keys
 from diced.versioning.digest import DIGEST_SIZE, digest
+from diced.versioning.records import corrupt
 
 __all__ = ["ChunkIndex", "PageCache", "bits_per_level"]
 
@@ -37,8 +38,11 @@ Page = dict[int, bytes]
 
 
 def bits_per_level(ndim: int) -> int:
-    """Bits of each coordinate one tree level consumes: about 9 bits per page in total."""
-    return max(1, 9 // ndim)
+    """Bits of each coordinate one tree level consumes: about 9 bits per page in total.
+
+    A 0-d array has one chunk; its tree is a single leaf with slot 0.
+    """
+    return max(1, 9 // max(ndim, 1))
 
 
 def _encode(page: Mapping[int, bytes], leaf: bool) -> bytes:
@@ -51,10 +55,12 @@ def _encode(page: Mapping[int, bytes], leaf: bool) -> bytes:
 
 
 def _decode(data: bytes, key: str) -> Page:
+    if len(data) < _HEADER.size:
+        raise corrupt("index page", key, "truncated header")
     magic, _kind, count = _HEADER.unpack_from(data)
     end = _HEADER.size + 8 * count
     if magic != _MAGIC or len(data) != end + DIGEST_SIZE * count:
-        raise StorageError(f"index page {key!r} is corrupt (bad header or length)")
+        raise corrupt("index page", key, "bad header or length")
     slots = np.frombuffer(data, dtype="<u8", count=count, offset=_HEADER.size).tolist()
     return {s: data[end + i * DIGEST_SIZE: end + (i + 1) * DIGEST_SIZE]
             for i, s in enumerate(slots)}
@@ -114,7 +120,11 @@ class ChunkIndex:
             key = keys.page(self.repo, page_digest.hex())
             data = self.backend.get(key)
             if data is None:
-                raise StorageError(f"index page {key!r} is missing: the store is damaged")
+                raise StorageError(f"index page {key!r} is missing: the store is damaged; "
+                                   "restore it from a copy (diced fsck lists what is missing)")
+            if digest(data) != page_digest:
+                # Named by its digest: a flipped bit must not turn a chunk into zeros.
+                raise corrupt("index page", key, "its bytes do not match their digest")
             page = _decode(data, key)
             self.cache.put(page_digest, page)
         return page

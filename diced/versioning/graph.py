@@ -17,9 +17,15 @@ import uuid as uuidlib
 from dataclasses import dataclass
 
 from diced.backends import ObjectStore
-from diced.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from diced.errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    LockedError,
+    NotFoundError,
+    StorageError,
+)
 from diced.versioning import keys
-from diced.versioning.records import NodeRecord, now
+from diced.versioning.records import NodeRecord, now, parse_uuid
 
 __all__ = ["DEFAULT_BRANCH", "DagNode", "VersionGraph", "new_uuid", "validate_branch_name"]
 
@@ -64,8 +70,9 @@ class VersionGraph:
     # -- records and attachment -------------------------------------------------------------
 
     def _read_record(self, uuid: str) -> NodeRecord | None:
-        data = self.backend.get(keys.node_record(self.repo, uuid))
-        return None if data is None else NodeRecord.from_bytes(data)
+        key = keys.node_record(self.repo, uuid)
+        data = self.backend.get(key)
+        return None if data is None else NodeRecord.from_bytes(data, key)
 
     def _claim_key(self, record: NodeRecord, parent: NodeRecord | None) -> str:
         if parent is None or parent.branch != record.branch:
@@ -76,7 +83,7 @@ class VersionGraph:
         if record.uuid in self._attached:
             return True
         claim = self.backend.get(self._claim_key(record, parent))
-        if claim is not None and claim.decode() == record.uuid:
+        if claim is not None and claim == record.uuid.encode():
             self._attached.add(record.uuid)
             return True
         return False
@@ -99,7 +106,7 @@ class VersionGraph:
         for key in self.backend.list_prefix(prefix):
             data = self.backend.get(key)
             if data is not None:
-                record = NodeRecord.from_bytes(data)
+                record = NodeRecord.from_bytes(data, key)
                 records[record.uuid] = record
         attached = {
             u: r for u, r in records.items()
@@ -146,18 +153,38 @@ class VersionGraph:
             )
         return matches[0]
 
+    def _claimed_uuid(self, key: str) -> str | None:
+        """The node UUID a claim at ``key`` holds; :class:`StorageError` if it is damaged."""
+        data = self.backend.get(key)
+        return None if data is None else parse_uuid(data, "branch claim", key)
+
+    def _usable_hint(self, branch: str) -> str | None:
+        """The ``heads/`` hint of ``branch`` if it names an attached node of that branch.
+
+        The hint is overwritten freely and never trusted: garbage or a stale value only
+        costs walking the branch's claims from its first node.
+        """
+        data = self.backend.get(keys.branch_head(self.repo, branch))
+        hint = None if data is None else data.decode("ascii", "replace")
+        if hint is None or len(hint) != 32:
+            return None
+        try:
+            record = self.node(hint)
+        except (NotFoundError, StorageError):
+            return None
+        return hint if record.branch == branch else None
+
     def branch_leaf(self, branch: str) -> str:
         """UUID of the newest node of ``branch``."""
-        hint = self.backend.get(keys.branch_head(self.repo, branch))
-        start = self.backend.get(keys.branch_claim(self.repo, branch))
+        start = self._claimed_uuid(keys.branch_claim(self.repo, branch))
         if start is None:
             raise NotFoundError(f"no branch named {branch!r} in repo {self.repo}")
-        current = (hint or start).decode()
+        current = self._usable_hint(branch) or start
         while True:
-            successor = self.backend.get(keys.next_claim(self.repo, current, branch))
+            successor = self._claimed_uuid(keys.next_claim(self.repo, current, branch))
             if successor is None:
                 return current
-            current = successor.decode()
+            current = successor
 
     def log(self, uuid: str) -> list[NodeRecord]:
         """Records from the root to ``uuid`` along first parents (oldest first)."""
@@ -192,6 +219,12 @@ class VersionGraph:
             The branch name is taken, or the parent already has a child continuing its
             branch (give a new branch name).
         """
+        if parent.state == "sealing":
+            raise LockedError(
+                f"version node {parent.uuid} has an unfinished lock (state 'sealing', e.g. "
+                "its process was killed while locking): call lock_node(message) on it again "
+                "to finish the lock, then create the branch"
+            )
         if not parent.locked:
             raise InvalidInputError(
                 f"version node {parent.uuid} is open: lock it with lock_node(message) before "
@@ -200,10 +233,16 @@ class VersionGraph:
         name = parent.branch if branch is None else validate_branch_name(branch)
         record = NodeRecord(uuid=new_uuid(), repo=self.repo, parents=(parent.uuid,),
                             branch=name, note=note, created=now())
-        self.backend.put_if_absent(keys.node_record(self.repo, record.uuid), record.to_bytes())
-        claim = self._claim_key(record, parent)
-        if not self.backend.put_if_absent(claim, record.uuid.encode()):
-            self.backend.delete(keys.node_record(self.repo, record.uuid))
+        claim = self._claim_key(record, parent)  # computed first: a bad name writes nothing
+        record_key = keys.node_record(self.repo, record.uuid)
+        self.backend.put_if_absent(record_key, record.to_bytes())
+        try:
+            claimed = self.backend.put_if_absent(claim, record.uuid.encode())
+        except BaseException:
+            self.backend.delete(record_key)
+            raise
+        if not claimed:
+            self.backend.delete(record_key)
             if name == parent.branch:
                 raise AlreadyExistsError(
                     f"version node {parent.uuid} already has a child on branch {name!r}; "

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
+from diced.errors import StorageError
+
 __all__ = [
     "STORE_HEADER",
     "array_entries_prefix",
@@ -16,6 +18,7 @@ __all__ = [
     "branch_claim",
     "branch_head",
     "chunk_pointer",
+    "chunk_pointer_coords",
     "chunk_pointers_prefix",
     "decode_name",
     "encode_name",
@@ -53,6 +56,9 @@ def encode_name(name: str) -> str:
     if encoded.startswith("."):
         encoded = "%2E" + encoded[1:]
     parts = [encoded[i:i + _SEGMENT] for i in range(0, len(encoded), _SEGMENT)]
+    if parts[-1] in (".", ".."):
+        # Only a last, short segment can be all dots (a first one is escaped above).
+        parts[-1] = parts[-1].replace(".", "%2E")
     return "+/".join(parts)
 
 
@@ -115,8 +121,32 @@ def array_entries_prefix(repo: str, node: str) -> str:
     return f"repos/{repo}/open/{node}/arrays/"
 
 
-def chunk_pointer(repo: str, node: str, array_id: str, chunk: str) -> str:
-    return f"repos/{repo}/open/{node}/chunks/{array_id}/{chunk}"
+def chunk_pointer(repo: str, node: str, array_id: str, coords: tuple[int, ...]) -> str:
+    """Pointer of the chunk at ``coords`` (storage-grid coordinates) written at an open node.
+
+    The chunk part is ``c/<i>/<j>/...`` (``c`` alone for a 0-d array) whatever chunk key
+    encoding the array's zarr metadata names: the store layout never depends on it.
+    """
+    return f"repos/{repo}/open/{node}/chunks/{array_id}/" + "/".join(("c", *map(str, coords)))
+
+
+def chunk_pointer_coords(key: str, prefix: str, ndim: int) -> tuple[int, ...]:
+    """Coordinates of a pointer key listed under ``chunk_pointers_prefix`` (= ``prefix``).
+
+    Raises
+    ------
+    StorageError
+        The key is not a pointer diced writes for an array of ``ndim`` dimensions (a
+        damaged store, or an object placed there by hand).
+    """
+    parts = key[len(prefix):].split("/") if key.startswith(prefix) else []
+    if (len(parts) == ndim + 1 and parts[0] == "c"
+            and all(p.isdigit() and (p == "0" or p[0] != "0") for p in parts[1:])):
+        return tuple(int(p) for p in parts[1:])
+    raise StorageError(
+        f"{key!r} is not a chunk pointer of a {ndim}-D array: the store is damaged; move "
+        "the object away (it holds no data diced wrote) and retry"
+    )
 
 
 def chunk_pointers_prefix(repo: str, node: str, array_id: str) -> str:

@@ -8,11 +8,17 @@ Pointers hold the digest of immutable, content-addressed bytes (or nothing, for 
 equal to the fill value or a deleted file), so:
 
 * a chunk write is one create-only blob write plus one pointer write, each atomic;
-* a partial-chunk write is made safe by compare-and-swap of the pointer (content
-  comparison is ABA-safe because equal pointers mean equal chunk bytes);
+* a partial-chunk write is made safe by a conditional pointer write against the version
+  token read with the pointer (see :mod:`diced.chunk_access`, which owns the retry loop);
 * locking reads the pointers once, folds them into the parent's index trees (copy on
   write), writes a manifest, and flips the node record. Later stray pointer writes can
   never change what the locked node reads, because it reads only its manifest.
+
+Chunks are addressed by coordinate tuples in the array's storage grid; only
+:mod:`diced.versioning.keys` turns them into keys. Every immutable object read here (blob,
+page, manifest) is checked against the digest that names it, and every mutable one
+(records, entries, pointers) is parsed strictly: damage raises :class:`StorageError`
+naming the object, never a wrong answer.
 """
 
 from __future__ import annotations
@@ -32,22 +38,29 @@ from diced.errors import (
 )
 from diced.versioning import keys
 from diced.versioning.chunkindex import ChunkIndex, PageCache
-from diced.versioning.digest import digest
-from diced.versioning.records import ArrayEntry, Manifest, ManifestArray, NodeRecord
+from diced.versioning.digest import DIGEST_SIZE, digest
+from diced.versioning.records import (
+    ArrayEntry,
+    Manifest,
+    ManifestArray,
+    NodeRecord,
+    corrupt,
+)
 
-__all__ = ["UNSEEN", "ArrayInfo", "NodeView", "chunk_coords"]
+__all__ = ["UNCONDITIONAL", "ZARR_OBJECT_PREFIX", "ArrayInfo", "ChunkState", "NodeView",
+           "load_manifest", "not_open_error"]
 
 T = TypeVar("T")
+Coords = tuple[int, ...]
 Extents = tuple[tuple[int, int], ...]
 
-#: ``expected`` value for :meth:`NodeView.write_chunk` meaning "write unconditionally".
-UNSEEN: Any = object()
-_RETRIES = 1000
-
-
-def chunk_coords(chunk_key: str) -> tuple[int, ...]:
-    """Chunk coordinates from a zarr v3 default chunk key such as ``c/0/1/2``."""
-    return tuple(int(p) for p in chunk_key.split("/")[1:])
+#: Files whose name starts with this hold the objects of a version's zarr hierarchy that are
+#: not array metadata or chunks (group documents, attributes...); users cannot name a file
+#: so (names never contain NUL), and listings of files leave them out.
+ZARR_OBJECT_PREFIX = "\x00zarr/"
+#: ``expect`` value for :meth:`NodeView.publish_chunk` meaning "write unconditionally".
+UNCONDITIONAL: Any = object()
+_ENTRY_RETRIES = 1000
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,36 @@ class ArrayInfo:
         return len(self.zarr["shape"])
 
 
-def _union(a: Extents | None, coords: list[tuple[int, ...]]) -> Extents | None:
+@dataclass(frozen=True)
+class ChunkState:
+    """What one chunk is at one moment: the digest of its bytes and the pointer's version.
+
+    ``digest`` is ``None`` for a chunk holding only the fill value. ``token`` is the
+    version token of this node's pointer for the chunk, ``None`` when the node has no
+    pointer (the chunk comes from the base tree); pass it to
+    :meth:`NodeView.publish_chunk` for a write that lands only if nothing changed since.
+    """
+
+    digest: bytes | None
+    token: str | None
+
+
+def not_open_error(record: NodeRecord) -> LockedError:
+    """The error for a write at a node that is not open, saying what is true and what helps."""
+    if record.state == "sealing":
+        return LockedError(
+            f"version node {record.uuid} has an unfinished lock (state 'sealing': a lock "
+            "started and did not complete, e.g. its process was killed); it takes no writes. "
+            "Call lock_node(message) on it again to finish the lock, then create_branch to "
+            "write"
+        )
+    return LockedError(
+        f"version node {record.uuid} is locked and can never change; create a branch "
+        "with create_branch(message) and write there"
+    )
+
+
+def _union(a: Extents | None, coords: list[Coords]) -> Extents | None:
     bounds = [list(e) for e in a] if a is not None else None
     for c in coords:
         if bounds is None:
@@ -78,6 +120,13 @@ def _union(a: Extents | None, coords: list[tuple[int, ...]]) -> Extents | None:
             for b, x in zip(bounds, c, strict=True):
                 b[0], b[1] = min(b[0], x), max(b[1], x + 1)
     return None if bounds is None else tuple((lo, hi) for lo, hi in bounds)
+
+
+def _pointer_digest(data: bytes, key: str) -> bytes | None:
+    """The digest a pointer holds (``None``: the fill value / a deletion)."""
+    if len(data) not in (0, DIGEST_SIZE):
+        raise corrupt("pointer", key, f"{len(data)} bytes, not 0 or {DIGEST_SIZE}")
+    return data or None
 
 
 class NodeView:
@@ -130,7 +179,7 @@ class NodeView:
         """
         if self.record.locked:
             return
-        record, _ = self._load_record()
+        record = self.load_record()
         if record.locked and record.manifest is not None:
             self._switch(record, load_manifest(self.backend, self.repo, record.manifest))
 
@@ -145,20 +194,22 @@ class NodeView:
 
     # -- node state -------------------------------------------------------------------------
 
-    def _load_record(self) -> tuple[NodeRecord, bytes]:
-        data = self.backend.get(keys.node_record(self.repo, self.uuid))
-        if data is None:
+    def _load_versioned(self) -> tuple[NodeRecord, str]:
+        key = keys.node_record(self.repo, self.uuid)
+        found = self.backend.get_versioned(key)
+        if found is None:
             raise NotFoundError(f"version node {self.uuid} no longer exists")
-        return NodeRecord.from_bytes(data), data
+        return NodeRecord.from_bytes(found.data, key), found.token
+
+    def load_record(self) -> NodeRecord:
+        """The node's record as stored now."""
+        return self._load_versioned()[0]
 
     def check_open(self) -> None:
         """Raise :class:`LockedError` unless the node (as stored now) accepts writes."""
-        record, _ = self._load_record()
+        record = self.load_record()
         if record.state != "open":
-            raise LockedError(
-                f"version node {self.uuid} is locked and can never change; create a branch "
-                "with create_branch(message) and write there"
-            )
+            raise not_open_error(record)
 
     def guarded(self, write: Callable[[], T]) -> T:
         """Run ``write`` on an open node, then confirm the node was not locked meanwhile.
@@ -173,8 +224,7 @@ class NodeView:
         """
         self.check_open()
         result = write()
-        record, _ = self._load_record()
-        if record.state != "open":
+        if self.load_record().state != "open":
             raise ConflictError(
                 f"version node {self.uuid} was locked by another process during this write; "
                 "the write may be incomplete in the locked version: branch and write again"
@@ -191,7 +241,7 @@ class NodeView:
         for key in self.backend.list_prefix(prefix):
             data = self.backend.get(key)
             if data is not None:
-                entries[key[len(prefix):]] = ArrayEntry.from_bytes(data)
+                entries[key[len(prefix):]] = ArrayEntry.from_bytes(data, key)
         return entries
 
     def _info(self, name: str, entry: ArrayEntry | None) -> ArrayInfo | None:
@@ -210,13 +260,18 @@ class NodeView:
         infos = {n: self._info(n, live.get(n)) for n in sorted(names)}
         return {n: i for n, i in infos.items() if i is not None}
 
-    def array(self, name: str) -> ArrayInfo:
-        """The array ``name`` at this node; :class:`NotFoundError` if there is none."""
+    def find_array(self, name: str) -> ArrayInfo | None:
+        """The array ``name`` at this node as stored now, or ``None``."""
         entry = None
         if not self.locked:
-            data = self.backend.get(keys.array_entry(self.repo, self.uuid, name))
-            entry = None if data is None else ArrayEntry.from_bytes(data)
-        info = self._info(name, entry)
+            key = keys.array_entry(self.repo, self.uuid, name)
+            data = self.backend.get(key)
+            entry = None if data is None else ArrayEntry.from_bytes(data, key)
+        return self._info(name, entry)
+
+    def array(self, name: str) -> ArrayInfo:
+        """The array ``name`` at this node; :class:`NotFoundError` if there is none."""
+        info = self.find_array(name)
         if info is None:
             raise NotFoundError(
                 f"no array named {name!r} in version {self.uuid}; list_instances() shows "
@@ -228,14 +283,12 @@ class NodeView:
                                                     ArrayEntry]) -> ArrayEntry:
         """Replace the array entry of ``name`` by ``make(live entry, visible info)``, atomically."""
         key = keys.array_entry(self.repo, self.uuid, name)
-        for _ in range(_RETRIES):
-            raw = self.backend.get(key)
-            entry = None if raw is None else ArrayEntry.from_bytes(raw)
+        for _ in range(_ENTRY_RETRIES):
+            found = self.backend.get_versioned(key)
+            entry = None if found is None else ArrayEntry.from_bytes(found.data, key)
             new = make(entry, self._info(name, entry))
-            if raw is None:
-                if self.backend.put_if_absent(key, new.to_bytes()):
-                    return new
-            elif self.backend.compare_and_swap(key, raw, new.to_bytes()):
+            if self.backend.put_if_match(key, new.to_bytes(),
+                                         None if found is None else found.token):
                 return new
         raise ConflictError(f"array {name!r} kept changing under concurrent writers; try again")
 
@@ -252,11 +305,29 @@ class NodeView:
         entry = self.guarded(lambda: self._swap_entry(name, make))
         return ArrayInfo(name, entry.id, entry.zarr, None)
 
-    def set_array_metadata(self, name: str, zarr_meta: Mapping[str, Any]) -> ArrayInfo:
-        """Replace the zarr metadata of an existing array (e.g. after a resize)."""
+    def replace_array(self, name: str, zarr_meta: Mapping[str, Any]) -> ArrayInfo:
+        """Create array ``name``, or replace an existing one by a new, empty identity.
+
+        One atomic entry write: readers see the old array or the new one, never neither
+        (zarr's ``overwrite=True``).
+        """
         def make(entry: ArrayEntry | None, info: ArrayInfo | None) -> ArrayEntry:
-            if info is None:
-                raise NotFoundError(f"no array named {name!r} in version {self.uuid}")
+            return ArrayEntry(id=uuidlib.uuid4().hex, zarr=dict(zarr_meta))
+
+        entry = self.guarded(lambda: self._swap_entry(name, make))
+        return ArrayInfo(name, entry.id, entry.zarr, None)
+
+    def set_array_metadata(self, name: str, zarr_meta: Mapping[str, Any],
+                           array_id: str | None = None) -> ArrayInfo:
+        """Replace the zarr metadata of an existing array (e.g. after a resize).
+
+        With ``array_id``, only if the array still has that identity (else
+        :class:`NotFoundError`): a handle never changes an array created after it.
+        """
+        def make(entry: ArrayEntry | None, info: ArrayInfo | None) -> ArrayEntry:
+            if info is None or (array_id is not None and info.id != array_id):
+                raise NotFoundError(f"no array named {name!r} in version {self.uuid} (it was "
+                                    "deleted, or replaced by another of the same name)")
             return ArrayEntry(id=info.id, zarr=dict(zarr_meta))
 
         self.guarded(lambda: self._swap_entry(name, make))
@@ -273,21 +344,21 @@ class NodeView:
 
     # -- chunks -----------------------------------------------------------------------------
 
-    def chunk_digest(self, info: ArrayInfo, chunk_key: str) -> tuple[bytes | None, bytes | None]:
-        """``(digest or None, pointer seen)`` of one chunk.
+    def chunk_state(self, info: ArrayInfo, coords: Coords) -> ChunkState:
+        """The chunk at ``coords`` now: its digest and this node's pointer version.
 
-        The pointer seen (``None`` if this node has none) is what a later
-        :meth:`write_chunk` must expect for a conflict-free read-modify-write.
+        An open node reads its pointer (one request); without one, or at a locked node,
+        the base tree answers (cached index pages).
         """
         if not self.locked:
-            pointer = self.backend.get(keys.chunk_pointer(self.repo, self.uuid, info.id, chunk_key))
+            key = keys.chunk_pointer(self.repo, self.uuid, info.id, coords)
+            pointer = self.backend.get_versioned(key)
             if pointer is not None:
-                return (pointer or None), pointer
+                return ChunkState(_pointer_digest(pointer.data, key), pointer.token)
         if info.base is None:
-            return None, None
-        found = self.index(info.ndim).lookup(info.base.root, info.base.height,
-                                             chunk_coords(chunk_key))
-        return found, None
+            return ChunkState(None, None)
+        return ChunkState(self.index(info.ndim).lookup(info.base.root, info.base.height,
+                                                       coords), None)
 
     def read_blob(self, blob_digest: bytes) -> bytes:
         """The bytes named by ``blob_digest``, verified against it.
@@ -295,7 +366,8 @@ class NodeView:
         Raises :class:`StorageError` when the blob is missing or its bytes do not match
         the digest (disk corruption, a truncated copy): wrong data is never returned.
         """
-        data = self.backend.get(keys.blob(self.repo, blob_digest.hex()))
+        key = keys.blob(self.repo, blob_digest.hex())
+        data = self.backend.get(key)
         if data is None:
             raise StorageError(f"chunk data {blob_digest.hex()} is missing: the store is damaged")
         if digest(data) != blob_digest:
@@ -305,86 +377,103 @@ class NodeView:
             )
         return data
 
-    def write_chunk(self, info: ArrayInfo, chunk_key: str, data: bytes | None,
-                    expected: Any = UNSEEN) -> bool:
+    def store_blob(self, data: bytes) -> bytes:
+        """Store ``data`` as a content-addressed blob (create-only); return its digest."""
+        blob_digest = digest(data)
+        self.backend.put_if_absent(keys.blob(self.repo, blob_digest.hex()), data)
+        return blob_digest
+
+    def publish_chunk(self, info: ArrayInfo, coords: Coords, data: bytes | None,
+                      expect: Any = UNCONDITIONAL) -> bool:
         """Point this node's chunk at ``data`` (``None``: the fill value).
 
-        ``expected`` is the pointer seen by :meth:`chunk_digest` (``None``: none seen) for
-        a conditional write, or :data:`UNSEEN` for an unconditional one. Returns ``False``
-        when the condition failed (another writer got there first). Does not check that
-        the node is open; callers wrap writes in :meth:`guarded`.
+        ``expect`` is the :attr:`ChunkState.token` seen (``None``: no pointer was there)
+        for a conditional write, or :data:`UNCONDITIONAL`. Returns ``False`` when the
+        condition failed (another writer got there first). Does not check that the node
+        is open: callers wrap writes in :meth:`guarded`.
         """
-        if data is None:
-            pointer = b""
-        else:
-            pointer = digest(data)
-            self.backend.put_if_absent(keys.blob(self.repo, pointer.hex()), data)
-        key = keys.chunk_pointer(self.repo, self.uuid, info.id, chunk_key)
-        if expected is UNSEEN:
+        pointer = b"" if data is None else self.store_blob(data)
+        return self.publish_pointer(info, coords, pointer, expect)
+
+    def publish_pointer(self, info: ArrayInfo, coords: Coords, pointer: bytes,
+                        expect: Any = UNCONDITIONAL) -> bool:
+        """Write the pointer of a chunk whose blob is already stored (``b""``: fill value)."""
+        key = keys.chunk_pointer(self.repo, self.uuid, info.id, coords)
+        if expect is UNCONDITIONAL:
             self.backend.put(key, pointer)
             return True
-        if expected is None:
-            return self.backend.put_if_absent(key, pointer)
-        return self.backend.compare_and_swap(key, expected, pointer)
+        return self.backend.put_if_match(key, pointer, expect)
 
-    def chunks(self, info: ArrayInfo) -> dict[str, bytes]:
-        """Every stored (non-fill) chunk of the array: chunk key → digest."""
-        found: dict[str, bytes] = {}
-        if info.base is not None:
-            for coords, d in self.index(info.ndim).items(info.base.root, info.base.height):
-                found["c/" + "/".join(map(str, coords))] = d
-        if not self.locked:
-            for chunk_key, pointer in self._pointers(info).items():
-                if pointer:
-                    found[chunk_key] = pointer
-                else:
-                    found.pop(chunk_key, None)
-        return found
-
-    def _pointers(self, info: ArrayInfo) -> dict[str, bytes]:
+    def pointers(self, info: ArrayInfo) -> dict[Coords, bytes | None]:
+        """This open node's chunk pointers: coordinates → digest (``None``: fill value)."""
         prefix = keys.chunk_pointers_prefix(self.repo, self.uuid, info.id)
         pointers = {}
         for key in self.backend.list_prefix(prefix):
-            pointer = self.backend.get(key)
-            if pointer is not None:
-                pointers[key[len(prefix):]] = pointer
+            coords = keys.chunk_pointer_coords(key, prefix, info.ndim)
+            data = self.backend.get(key)
+            if data is not None:
+                pointers[coords] = _pointer_digest(data, key)
         return pointers
+
+    def chunks(self, info: ArrayInfo) -> dict[Coords, bytes]:
+        """Every stored (non-fill) chunk of the array: coordinates → digest."""
+        found: dict[Coords, bytes] = {}
+        if info.base is not None:
+            found.update(self.index(info.ndim).items(info.base.root, info.base.height))
+        if not self.locked:
+            for coords, pointer in self.pointers(info).items():
+                if pointer is not None:
+                    found[coords] = pointer
+                else:
+                    found.pop(coords, None)
+        return found
 
     def extents(self, info: ArrayInfo) -> Extents | None:
         """Chunk-coordinate bounding box of every chunk written along this history."""
         base = info.base.extents if info.base is not None else None
         if self.locked:
             return base
-        written = [chunk_coords(k) for k, p in self._pointers(info).items() if p]
+        written = [c for c, p in self.pointers(info).items() if p is not None]
         return _union(base, written)
 
     # -- files ------------------------------------------------------------------------------
 
-    def files(self) -> dict[str, bytes]:
-        """Every file at this node: name → digest of its bytes."""
+    def files(self, include_hidden: bool = False) -> dict[str, bytes]:
+        """Every file at this node: name → digest of its bytes.
+
+        ``include_hidden`` adds the zarr objects (names starting with
+        :data:`ZARR_OBJECT_PREFIX`).
+        """
         found = {n: bytes.fromhex(h) for n, h in self.base.files.items()}
         if not self.locked:
             prefix = keys.file_pointers_prefix(self.repo, self.uuid)
             for key in self.backend.list_prefix(prefix):
                 pointer = self.backend.get(key)
                 name = keys.decode_name(key[len(prefix):])
-                if pointer:
-                    found[name] = pointer
-                elif pointer is not None:
+                if pointer is None:
+                    continue
+                file_digest = _pointer_digest(pointer, key)
+                if file_digest is not None:
+                    found[name] = file_digest
+                else:
                     found.pop(name, None)
-        return found
+        if include_hidden:
+            return found
+        return {n: d for n, d in found.items() if not n.startswith(ZARR_OBJECT_PREFIX)}
+
+    def find_file(self, name: str) -> bytes | None:
+        """The digest of file ``name`` at this node now, or ``None``."""
+        if not self.locked:
+            key = keys.file_pointer(self.repo, self.uuid, name)
+            pointer = self.backend.get(key)
+            if pointer is not None:
+                return _pointer_digest(pointer, key)
+        hexd = self.base.files.get(name)
+        return None if hexd is None else bytes.fromhex(hexd)
 
     def read_file(self, name: str) -> bytes:
         """The bytes of file ``name``; :class:`NotFoundError` if there is none."""
-        file_digest: bytes | None
-        pointer = None
-        if not self.locked:
-            pointer = self.backend.get(keys.file_pointer(self.repo, self.uuid, name))
-        if pointer is not None:
-            file_digest = pointer or None
-        else:
-            hexd = self.base.files.get(name)
-            file_digest = None if hexd is None else bytes.fromhex(hexd)
+        file_digest = self.find_file(name)
         if file_digest is None:
             raise NotFoundError(
                 f"no file named {name!r} in version {self.uuid}; list_files() shows the files"
@@ -394,16 +483,15 @@ class NodeView:
     def write_file(self, name: str, data: bytes) -> None:
         """Create or replace file ``name`` at this open node."""
         def write() -> None:
-            d = digest(data)
-            self.backend.put_if_absent(keys.blob(self.repo, d.hex()), data)
-            self.backend.put(keys.file_pointer(self.repo, self.uuid, name), d)
+            file_digest = self.store_blob(data)
+            self.backend.put(keys.file_pointer(self.repo, self.uuid, name), file_digest)
 
         self.guarded(write)
 
     def delete_file(self, name: str) -> None:
         """Hide file ``name`` at this open node and its future descendants."""
         def delete() -> None:
-            if name not in self.files():
+            if self.find_file(name) is None:
                 raise NotFoundError(f"no file named {name!r} in version {self.uuid}")
             self.backend.put(keys.file_pointer(self.repo, self.uuid, name), b"")
 
@@ -424,24 +512,24 @@ class NodeView:
         LockedError
             The node is already locked, or another process is locking it right now.
         """
-        record, raw = self._load_record()
+        key = keys.node_record(self.repo, self.uuid)
+        record, token = self._load_versioned()
         if record.state == "locked":
             raise LockedError(f"version node {self.uuid} is already locked")
         if record.state == "open":
             sealed = record.sealed()
-            if not self.backend.compare_and_swap(keys.node_record(self.repo, self.uuid), raw,
-                                                 sealed.to_bytes()):
+            if not self.backend.put_if_match(key, sealed.to_bytes(), token):
                 raise LockedError(
                     f"version node {self.uuid} is being locked by another process"
                 )
-            record, raw = sealed, sealed.to_bytes()
+            record = sealed
         manifest = self._build_manifest()
         data = manifest.to_bytes()
         manifest_hex = digest(data).hex()
         self.backend.put_if_absent(keys.manifest(self.repo, manifest_hex), data)
         final = record.with_lock(message, manifest_hex)
-        if not self.backend.compare_and_swap(keys.node_record(self.repo, self.uuid), raw,
-                                             final.to_bytes()):
+        # Records are canonical JSON, so the sealed record's bytes are what is stored.
+        if not self.backend.compare_and_swap(key, record.to_bytes(), final.to_bytes()):
             raise LockedError(f"version node {self.uuid} was locked by another process")
         self._switch(final, manifest)
         return final
@@ -449,25 +537,25 @@ class NodeView:
     def _build_manifest(self) -> Manifest:
         arrays = {}
         for name, info in self.arrays().items():
-            changes: dict[tuple[int, ...], bytes | None] = {
-                chunk_coords(k): (p or None) for k, p in self._pointers(info).items()
-            }
+            changes = self.pointers(info)
             root, height = (info.base.root, info.base.height) if info.base else (None, 1)
             root, height = self.index(info.ndim).update(root, height, changes)
             written = [c for c, d in changes.items() if d is not None]
             base_extents = info.base.extents if info.base else None
             arrays[name] = ManifestArray(info.id, info.zarr, root, height,
                                          _union(base_extents, written))
-        files = {n: d.hex() for n, d in self.files().items()}
+        files = {n: d.hex() for n, d in self.files(include_hidden=True).items()}
         return Manifest(arrays=arrays, files=files)
 
 
 def load_manifest(backend: ObjectStore, repo: str, manifest_hex: str) -> Manifest:
-    """Read the manifest of a locked node."""
-    data = backend.get(keys.manifest(repo, manifest_hex))
+    """Read the manifest of a locked node, verified against the digest that names it."""
+    key = keys.manifest(repo, manifest_hex)
+    data = backend.get(key)
     if data is None:
         raise StorageError(
             f"manifest {manifest_hex} of repo {repo} is missing: the store is damaged"
         )
-    return Manifest.from_bytes(data)
-
+    if digest(data).hex() != manifest_hex:
+        raise corrupt("manifest", key, "its bytes do not match their digest")
+    return Manifest.from_bytes(data, key)

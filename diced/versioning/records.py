@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from diced.errors import FormatVersionError
+from diced.errors import FormatVersionError, StorageError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -24,7 +24,10 @@ __all__ = [
     "NodeState",
     "RepoRecord",
     "check_store_header",
+    "corrupt",
     "now",
+    "parse_record",
+    "parse_uuid",
     "store_header",
 ]
 
@@ -41,6 +44,57 @@ def now() -> str:
 
 def _dumps(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def corrupt(what: str, where: str, detail: object) -> StorageError:
+    """The error for an object that exists but cannot be what diced wrote there."""
+    return StorageError(
+        f"{what} {where!r} is corrupt ({detail}): the store is damaged; restore that object "
+        "from a copy of the store (diced fsck lists every damaged object)"
+    )
+
+
+def parse_record(data: bytes, what: str, where: str) -> dict[str, Any]:
+    """``data`` as a JSON object; :class:`StorageError` naming ``what`` at ``where`` if not."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise corrupt(what, where, f"not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise corrupt(what, where, "not a JSON object")
+    return obj
+
+
+def _build(cls: Any, data: bytes, what: str, where: str,
+           convert: Any = None) -> Any:
+    """Parse ``data`` into ``cls``; every malformed shape is a :class:`StorageError`."""
+    d = parse_record(data, what, where)
+    try:
+        if convert is not None:
+            d = convert(d)
+        record = cls(**d)
+        record.validate()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise corrupt(what, where, f"{type(exc).__name__}: {exc}") from exc
+    return record
+
+
+def _is_uuid(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef"
+                                                                for c in value)
+
+
+def parse_uuid(data: bytes, what: str, where: str) -> str:
+    """The UUID an object such as a claim holds; :class:`StorageError` if it holds another."""
+    uuid = data.decode("ascii", "replace")
+    if not _is_uuid(uuid):
+        raise corrupt(what, where, "not a UUID")
+    return uuid
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
 
 
 def store_header() -> bytes:
@@ -85,9 +139,17 @@ class RepoRecord:
     def to_bytes(self) -> bytes:
         return _dumps(asdict(self))
 
+    def validate(self) -> None:
+        """Raise ``ValueError`` unless every field has the type and form diced writes."""
+        _require(_is_uuid(self.uuid) and _is_uuid(self.root), "bad uuid")
+        _require(all(isinstance(v, str) for v in (self.name, self.description, self.created)),
+                 "bad field type")
+
     @classmethod
-    def from_bytes(cls, data: bytes) -> RepoRecord:
-        return cls(**json.loads(data))
+    def from_bytes(cls, data: bytes, where: str = "repo.json") -> RepoRecord:
+        """Parse; :class:`StorageError` naming ``where`` when the bytes are not a record."""
+        record: RepoRecord = _build(cls, data, "repo record", where)
+        return record
 
 
 @dataclass(frozen=True)
@@ -118,11 +180,26 @@ class NodeRecord:
         d["parents"] = list(self.parents)
         return _dumps(d)
 
+    def validate(self) -> None:
+        """Raise ``ValueError`` unless every field has the type and form diced writes."""
+        _require(_is_uuid(self.uuid) and _is_uuid(self.repo), "bad uuid")
+        _require(all(_is_uuid(p) for p in self.parents), "bad parent uuid")
+        _require(self.state in ("open", "sealing", "locked"), f"bad state {self.state!r}")
+        _require(all(isinstance(v, str) for v in (self.branch, self.note, self.created,
+                                                   self.lock_message)), "bad field type")
+        _require(self.state != "locked" or (isinstance(self.manifest, str)
+                                            and len(self.manifest) == 32),
+                 "a locked node without a manifest")
+
     @classmethod
-    def from_bytes(cls, data: bytes) -> NodeRecord:
-        d = json.loads(data)
-        d["parents"] = tuple(d["parents"])
-        return cls(**d)
+    def from_bytes(cls, data: bytes, where: str = "node record") -> NodeRecord:
+        """Parse; :class:`StorageError` naming ``where`` when the bytes are not a record."""
+        def convert(d: dict[str, Any]) -> dict[str, Any]:
+            _require(isinstance(d.get("parents"), list), "parents is not a list")
+            return {**d, "parents": tuple(d["parents"])}
+
+        record: NodeRecord = _build(cls, data, "node record", where, convert)
+        return record
 
     def sealed(self) -> NodeRecord:
         return replace(self, state="sealing")
@@ -147,9 +224,19 @@ class ArrayEntry:
     def to_bytes(self) -> bytes:
         return _dumps({"id": self.id, "zarr": dict(self.zarr), "deleted": self.deleted})
 
+    def validate(self) -> None:
+        """Raise ``ValueError`` unless every field has the type and form diced writes."""
+        _require(_is_uuid(self.id), "bad array id")
+        _require(isinstance(self.zarr, dict) and isinstance(self.deleted, bool),
+                 "bad field type")
+        _require(self.deleted or isinstance(self.zarr.get("shape"), list),
+                 "zarr metadata without a shape")
+
     @classmethod
-    def from_bytes(cls, data: bytes) -> ArrayEntry:
-        return cls(**json.loads(data))
+    def from_bytes(cls, data: bytes, where: str = "array entry") -> ArrayEntry:
+        """Parse; :class:`StorageError` naming ``where`` when the bytes are not an entry."""
+        entry: ArrayEntry = _build(cls, data, "array entry", where)
+        return entry
 
 
 @dataclass(frozen=True)
@@ -173,9 +260,16 @@ class ManifestArray:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ManifestArray:
+        """Parse one array of a manifest; ``ValueError``/``KeyError``/``TypeError`` if bad."""
         ext = d["extents"]
-        return cls(id=d["id"], zarr=d["zarr"], root=d["root"], height=d["height"],
-                   extents=None if ext is None else tuple((a, b) for a, b in ext))
+        array = cls(id=d["id"], zarr=d["zarr"], root=d["root"], height=d["height"],
+                    extents=None if ext is None else tuple((int(a), int(b)) for a, b in ext))
+        _require(_is_uuid(array.id) and isinstance(array.zarr, dict)
+                 and isinstance(array.zarr.get("shape"), list), "bad array")
+        _require(isinstance(array.height, int) and array.height >= 1, "bad tree height")
+        _require(array.root is None or (isinstance(array.root, str) and len(array.root) == 32),
+                 "bad tree root")
+        return array
 
 
 @dataclass(frozen=True)
@@ -191,7 +285,15 @@ class Manifest:
                        "files": dict(self.files)})
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Manifest:
-        d = json.loads(data)
-        return cls(arrays={k: ManifestArray.from_json(v) for k, v in d["arrays"].items()},
-                   files=dict(d["files"]))
+    def from_bytes(cls, data: bytes, where: str = "manifest") -> Manifest:
+        """Parse; :class:`StorageError` naming ``where`` when the bytes are not a manifest."""
+        d = parse_record(data, "manifest", where)
+        try:
+            manifest = cls(arrays={str(k): ManifestArray.from_json(v)
+                                   for k, v in d["arrays"].items()},
+                           files=dict(d["files"]))
+            _require(all(isinstance(v, str) and len(v) == 32 for v in manifest.files.values()),
+                     "bad file digest")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise corrupt("manifest", where, f"{type(exc).__name__}: {exc}") from exc
+        return manifest

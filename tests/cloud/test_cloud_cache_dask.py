@@ -49,7 +49,7 @@ def test_second_read_from_the_emulator_is_served_from_the_cache(cloud_location: 
 def client(gcs_url: str, s3_url: str) -> Iterator[distributed.Client]:
     # Started after the emulators, so the workers inherit their URLs from the environment.
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None)
+                                       host="127.0.0.1", dashboard_address="127.0.0.1:0")
     try:
         with distributed.Client(cluster) as client:
             yield client

@@ -1,0 +1,216 @@
+"""The one chunk-access layer: every read and write of an array's chunks goes through here.
+
+The fast path (:mod:`diced.chunkio`), the zarr Store (:mod:`diced.zarr_store`) with its
+codec pipeline (:mod:`diced.zarr_pipeline`), resize and the HTTP API all read and write
+chunks through a :class:`ChunkAccess`. It owns:
+
+* chunk reads: the encoded bytes of one chunk, verified against their digest;
+* whole-chunk writes: the blob, then the pointer, unconditionally (the new bytes do not
+  depend on the old ones, so the last writer wins, as with any store);
+* partial-chunk writes: read the chunk and its version token, merge, then write the
+  pointer only if that version is still current, retrying with back-off until it is
+  (:meth:`ChunkAccess.update`): concurrent writers of disjoint voxels never lose an update;
+* the write guard: the node must be open, and the array must still be the one the caller
+  opened (a handle on an array deleted or replaced since then must not write into a
+  version where nothing can read it back);
+* running per-chunk work on the I/O pool.
+
+A chunk is a coordinate tuple in the array's *storage grid* (the shard grid for a sharded
+array), validated here against the array's shape.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+from zarr.core.metadata import ArrayV3Metadata
+
+from diced.errors import ConflictError, InvalidInputError, NotFoundError
+from diced.versioning.node import ArrayInfo, ChunkState, NodeView
+
+__all__ = ["RETRIES", "ChunkAccess", "metadata_of", "storage_grid"]
+
+T = TypeVar("T")
+Coords = tuple[int, ...]
+
+#: Attempts of one partial-chunk write against concurrent writers before giving up.
+RETRIES = 1000
+
+
+def storage_grid(meta: ArrayV3Metadata) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(unit shape, grid shape)`` of the objects an array is stored as.
+
+    The unit is the chunk shape of the metadata's chunk grid, which for a sharded array is
+    the shard shape (the inner chunks live inside the shard's bytes).
+    """
+    unit = tuple(meta.chunk_grid.chunk_shape)  # type: ignore[attr-defined]
+    grid = tuple(math.ceil(n / c) for n, c in zip(meta.shape, unit, strict=True))
+    return unit, grid
+
+
+def _backoff(attempt: int) -> None:
+    # Jittered and growing: racing writers of one chunk spread out instead of colliding
+    # again in lockstep.
+    time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+
+
+class ChunkAccess:
+    """Reads and writes of the chunks of one array at one node.
+
+    Parameters
+    ----------
+    view
+        The node.
+    info
+        The array as the caller opened it (its identity is checked before every write).
+    meta
+        The array's zarr metadata (parsed from ``info.zarr``).
+    pool
+        Threads for per-chunk work; codecs and I/O release the GIL.
+    """
+
+    def __init__(self, view: NodeView, info: ArrayInfo, meta: ArrayV3Metadata,
+                 pool: ThreadPoolExecutor) -> None:
+        self.view = view
+        self.info = info
+        self.meta = meta
+        self.pool = pool
+        self.unit, self.grid = storage_grid(meta)
+
+    def __repr__(self) -> str:
+        return f"<ChunkAccess {self.info.name!r} at {self.view.uuid[:8]}>"
+
+    # -- coordinates ------------------------------------------------------------------------
+
+    def contains(self, coords: Coords) -> bool:
+        """Whether ``coords`` name a chunk of the array's storage grid."""
+        return len(coords) == len(self.grid) and all(
+            isinstance(c, int) and 0 <= c < n for c, n in zip(coords, self.grid, strict=True))
+
+    def _checked(self, coords: Coords) -> Coords:
+        if not self.contains(coords):
+            raise InvalidInputError(
+                f"chunk {coords!r} is outside array {self.info.name!r}, whose storage grid "
+                f"is {self.grid} chunks of {self.unit}"
+            )
+        return coords
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def state(self, coords: Coords) -> ChunkState:
+        """The chunk's digest and this node's pointer version, now."""
+        return self.view.chunk_state(self.info, self._checked(coords))
+
+    def read(self, coords: Coords) -> bytes | None:
+        """The chunk's encoded bytes (verified), or ``None`` for the fill value."""
+        return self.read_state(coords)[0]
+
+    def read_state(self, coords: Coords) -> tuple[bytes | None, ChunkState]:
+        """The chunk's encoded bytes (``None``: fill value) and the state they belong to."""
+        state = self.state(coords)
+        return (None if state.digest is None else self.view.read_blob(state.digest)), state
+
+    def stored(self) -> dict[Coords, bytes]:
+        """Every stored (non-fill) chunk: coordinates → digest of its bytes."""
+        return self.view.chunks(self.info)
+
+    def extents(self) -> tuple[tuple[int, int], ...] | None:
+        """Chunk-coordinate bounding box of every chunk written along this history."""
+        return self.view.extents(self.info)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def write(self, coords: Coords, data: bytes | None) -> None:
+        """Replace the whole chunk by ``data`` (``None``: the fill value)."""
+        self.view.publish_chunk(self.info, self._checked(coords), data)
+
+    def update(self, coords: Coords, merge: Callable[[bytes | None], bytes | None]) -> None:
+        """Read-modify-write one chunk so that no concurrent update is lost.
+
+        ``merge(current bytes or None) -> new bytes or None`` must be a pure function of
+        its argument (it may run several times). The write lands only if the chunk did not
+        change since it was read; otherwise it is read, merged and tried again.
+
+        Raises
+        ------
+        ConflictError
+            The chunk kept changing for :data:`RETRIES` attempts.
+        """
+        self._checked(coords)
+        for attempt in range(RETRIES):
+            current, state = self.read_state(coords)
+            new = merge(current)
+            if new == current:
+                return  # nothing changes (writing the value already there)
+            if self.view.publish_chunk(self.info, coords, new, state.token):
+                return
+            _backoff(attempt)
+        raise ConflictError(
+            f"chunk {coords} of array {self.info.name!r} kept changing under concurrent "
+            f"writers ({RETRIES} attempts); try again"
+        )
+
+    def guarded(self, write: Callable[[], T]) -> T:
+        """Run ``write`` if the node is open and the array is still this handle's.
+
+        Raises
+        ------
+        LockedError
+            The node takes no writes (nothing was written).
+        NotFoundError
+            The array was deleted, or deleted and created again, since it was opened.
+        ConflictError
+            The node was locked while the write ran.
+        """
+        def checked() -> T:
+            self.current_info()
+            return write()
+
+        return self.view.guarded(checked)
+
+    def current_info(self) -> ArrayInfo:
+        """The array as stored now, if it is still the one this access was opened on.
+
+        Its metadata may be newer (a resize); its identity is the same.
+
+        Raises
+        ------
+        NotFoundError
+            The array was deleted, or deleted and created again, since.
+        """
+        current = self.view.find_array(self.info.name)
+        if current is None or current.id != self.info.id:
+            raise NotFoundError(
+                f"array {self.info.name!r} was deleted (or deleted and created again) in "
+                f"version {self.view.uuid} after this handle was opened; nothing was "
+                f"read or written. Get the array again with get_array({self.info.name!r})"
+            )
+        return current
+
+    # -- many chunks ------------------------------------------------------------------------
+
+    def run(self, work: Callable[[T], None], items: Iterable[T]) -> None:
+        """Run ``work(item)`` for every item on the I/O pool; raise the first failure.
+
+        Every item finishes before a failure is raised, so a write that raised never lands
+        afterwards.
+        """
+        todo = list(items)
+        if len(todo) == 1:
+            work(todo[0])
+            return
+        futures = [self.pool.submit(work, item) for item in todo]
+        wait(futures)
+        for future in futures:
+            future.result()
+
+
+def metadata_of(info: ArrayInfo) -> ArrayV3Metadata:
+    """The zarr metadata object of ``info``."""
+    zarr_meta: Mapping[str, Any] = info.zarr
+    return ArrayV3Metadata.from_dict(dict(zarr_meta))

@@ -1,0 +1,118 @@
+"""zarr's codec pipeline, with chunk writes to diced stores routed through chunk access.
+
+zarr writes a partly covered chunk by reading it through the store, merging, and setting
+it back: between the read and the set another writer's update of the same chunk would be
+lost. A zarr Store cannot tell a read that will be written back from any other read, so
+the fix lives one level up, in the codec pipeline, which sees the whole read-merge-write
+of each chunk. :class:`DicedCodecPipeline` is zarr's own batched pipeline; for byte
+setters that belong to a diced Store (see :class:`ChunkTargets`) ``write_batch`` hands
+each chunk to :class:`~diced.chunk_access.ChunkAccess`: a whole chunk is written, a
+partial one goes through :meth:`~diced.chunk_access.ChunkAccess.update`, which re-runs
+zarr's merge on the current bytes until its conditional write lands. Every other store
+gets zarr's behaviour unchanged.
+
+Importing this module registers the pipeline and makes it zarr's configured
+``codec_pipeline.path``; :func:`installed` tells whether it still is (a user may
+configure another pipeline, and then diced refuses chunk writes rather than lose
+updates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, runtime_checkable
+
+import zarr
+from zarr.abc.store import ByteSetter
+from zarr.core.array_spec import ArraySpec
+from zarr.core.buffer import NDBuffer
+from zarr.core.codec_pipeline import BatchedCodecPipeline, fill_value_or_default
+from zarr.core.indexing import SelectorTuple
+from zarr.core.sync import sync
+from zarr.registry import register_pipeline
+from zarr.storage import StorePath
+
+from diced.chunk_access import ChunkAccess
+
+__all__ = ["PIPELINE_PATH", "ChunkTargets", "DicedCodecPipeline", "installed"]
+
+PIPELINE_PATH = "diced.zarr_pipeline.DicedCodecPipeline"
+Coords = tuple[int, ...]
+BatchItem = tuple[ByteSetter, ArraySpec, SelectorTuple, SelectorTuple, bool]
+
+# Threads that only wait for a batch's chunk work (which runs on the store's I/O pool and
+# calls back into zarr's loop for codecs): separate from both, so neither can starve the
+# other into a deadlock.
+_batches = ThreadPoolExecutor(max_workers=32, thread_name_prefix="diced-zarr-batch")
+
+
+@runtime_checkable
+class ChunkTargets(Protocol):
+    """A zarr Store whose chunk keys are diced chunks (see :class:`diced.zarr_store.NodeStore`)."""
+
+    def chunk_target(self, key: str) -> tuple[ChunkAccess, Coords] | None:
+        """The chunk access and coordinates behind ``key``; ``None`` for other keys."""
+
+
+def installed() -> bool:
+    """Whether zarr's configured codec pipeline is diced's."""
+    return bool(zarr.config.get("codec_pipeline.path") == PIPELINE_PATH)
+
+
+def _target(byte_setter: ByteSetter) -> tuple[ChunkAccess, Coords] | None:
+    if isinstance(byte_setter, StorePath) and isinstance(byte_setter.store, ChunkTargets):
+        return byte_setter.store.chunk_target(byte_setter.path)
+    return None
+
+
+class DicedCodecPipeline(BatchedCodecPipeline):
+    """zarr's batched pipeline; writes to diced stores go through chunk access."""
+
+    async def write_batch(self, batch_info: Iterable[BatchItem], value: NDBuffer,
+                          drop_axes: tuple[int, ...] = ()) -> None:
+        batch = list(batch_info)
+        targets = [_target(item[0]) for item in batch]
+        if not batch or any(t is None for t in targets):
+            await super().write_batch(batch, value, drop_axes)
+            return
+        # zarr's own refusal of a read-only store, as its set() would raise it.
+        batch[0][0].store._check_writable()  # type: ignore[attr-defined]
+        access = targets[0][0]  # type: ignore[index]
+        jobs = [(item, target) for item, target in zip(batch, targets, strict=True)
+                if target is not None]
+
+        def write_all() -> None:
+            access.guarded(lambda: access.run(
+                lambda job: self._write_chunk(job[0], job[1], value, drop_axes), jobs))
+
+        await asyncio.get_running_loop().run_in_executor(_batches, write_all)
+
+    def _write_chunk(self, item: BatchItem, target: tuple[ChunkAccess, Coords],
+                     value: NDBuffer, drop_axes: tuple[int, ...]) -> None:
+        """Write one chunk of a batch; runs on the I/O pool, codecs on zarr's loop."""
+        _, spec, chunk_selection, out_selection, complete = item
+        access, coords = target
+
+        def merged(existing: bytes | None) -> bytes | None:
+            decoded = None
+            if existing is not None:
+                buffer = spec.prototype.buffer.from_bytes(existing)
+                decoded = next(iter(sync(self.decode_batch([(buffer, spec)]))))
+            chunk = self._merge_chunk_array(decoded, value, out_selection, spec,
+                                            chunk_selection, complete, drop_axes)
+            if not spec.config.write_empty_chunks \
+                    and chunk.all_equal(fill_value_or_default(spec)):
+                return None
+            encoded: Any = next(iter(sync(self.encode_batch([(chunk, spec)]))))
+            return None if encoded is None else bytes(encoded.to_bytes())
+
+        if complete:
+            access.write(coords, merged(None))
+        else:
+            access.update(coords, merged)
+
+
+register_pipeline(DicedCodecPipeline)
+zarr.config.set({"codec_pipeline.path": PIPELINE_PATH})
