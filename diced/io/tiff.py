@@ -136,9 +136,11 @@ class SliceStack(Source):
 class TiffVolume(Source):
     """One TIFF file holding a 2-D image or a volume (multi-page, ImageJ or OME hyperstack).
 
-    Row ranges are read page by page when the pages split axis 0 evenly (the usual case:
-    one page per z-slice); otherwise the first read loads the whole series, which then
-    stays in memory (a volume stored as a single tiled page, say).
+    A file whose pages were written one by one (several series of one shape and dtype)
+    is their stack along axis 0. Row ranges are read page by page when the pages split
+    axis 0 evenly (the usual case: one page per z-slice); otherwise the first read loads
+    the whole series, which then stays in memory (a volume stored as a single tiled
+    page, say).
     """
 
     def __init__(self, path: Path) -> None:
@@ -146,26 +148,35 @@ class TiffVolume(Source):
         self.description = repr(str(path))
         try:
             self._tif = tifffile.TiffFile(str(path))
-            series = self._tif.series[0]
+            series = self._tif.series
         except Exception as exc:
             raise InvalidInputError(f"cannot read TIFF {str(path)!r}: {exc}") from exc
-        self.shape = tuple(int(n) for n in series.shape)
-        self.dtype = check_dtype(np.dtype(series.dtype), self.description)
         self._lock = threading.Lock()  # one file handle: reads take turns
         self._whole: npt.NDArray[Any] | None = None
-        pages = len(series.pages) if len(series.pages) > 1 else len(series)
-        page_size = int(np.prod(series.pages[0].shape)) if series.pages else 0
-        row_size = int(np.prod(self.shape[1:]))
         self._pages_per_row = 0
-        if (self.shape and pages % self.shape[0] == 0 and page_size
-                and page_size * (pages // self.shape[0]) == row_size):
-            self._pages_per_row = pages // self.shape[0]
+        first = series[0]
+        self._stacked = len(series) > 1 and all(
+            s.shape == first.shape and s.dtype == first.dtype for s in series)
+        if self._stacked:
+            self.shape = (len(series), *(int(n) for n in first.shape))
+        else:
+            self.shape = tuple(int(n) for n in first.shape)
+            pages = len(first.pages)
+            row = int(np.prod(self.shape[1:]))
+            page = int(np.prod(first.pages[0].shape)) if pages and first.pages[0] else 0
+            if len(self.shape) > 2 and page and pages == self.shape[0] * (row // page) \
+                    and row % page == 0:
+                self._pages_per_row = row // page
+        self.dtype = check_dtype(np.dtype(first.dtype), self.description)
 
     def read(self, start: int, stop: int) -> npt.NDArray[Any]:
         # docstring inherited
         with self._lock:
             try:
-                if self._pages_per_row and len(self.shape) > 2:
+                if self._stacked:
+                    return np.stack([np.asarray(self._tif.series[i].asarray(), dtype=self.dtype)
+                                     for i in range(start, stop)])
+                if self._pages_per_row:
                     k = self._pages_per_row
                     data = self._tif.asarray(key=range(start * k, stop * k), series=0)
                     return np.asarray(data, dtype=self.dtype).reshape(
