@@ -32,16 +32,20 @@ def wants_progress(show: bool | None) -> bool:
 
 
 class TransferProgress:
-    """A context manager counting ``total`` bytes of one transfer; a no-op when hidden."""
+    """A context manager counting ``total`` bytes of one transfer; a no-op when hidden.
 
-    def __init__(self, description: str, total: int, *, show: bool | None = None) -> None:
+    ``console`` is where the bar is drawn (default: rich's console on stdout).
+    """
+
+    def __init__(self, description: str, total: int, *, show: bool | None = None,
+                 console: Console | None = None) -> None:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         if wants_progress(show):
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                 TransferSpeedColumn(), TimeRemainingColumn(),
-                console=Console(markup=False, highlight=False))
+                console=console or Console(markup=False, highlight=False))
             self._task = self._progress.add_task(description, total=total)
 
     def __enter__(self) -> Self:

@@ -108,7 +108,7 @@ def test_export_errors(repo: DicedRepo, tmp_path: Path, volume: npt.NDArray[Any]
     tmp_path = tmp_path / "out"
     tmp_path.mkdir()
     (tmp_path / "taken.tif").write_bytes(b"mine")
-    with pytest.raises(AlreadyExistsError, match="taken.tif.*overwrite"):
+    with pytest.raises(AlreadyExistsError, match=r"taken\.tif.*overwrite"):
         export_array(repo, "em", tmp_path / "taken.tif", progress=False)
     assert (tmp_path / "taken.tif").read_bytes() == b"mine"
     with pytest.raises(NotFoundError):

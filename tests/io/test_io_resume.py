@@ -97,7 +97,7 @@ def check_partial(location: Path, volume: npt.NDArray[Any]) -> int:
 
 def finish_and_check(location: Path, source: Path, volume: npt.NDArray[Any]) -> None:
     proc = start_import(location, source)
-    out, err = proc.communicate(timeout=300)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     with DicedStore(str(location)) as store:
         assert np.array_equal(store.open_repo("r").get_array("em")[...], volume)
