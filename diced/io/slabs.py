@@ -25,6 +25,9 @@ import numpy.typing as npt
 
 __all__ = ["Slab", "plan_slabs", "stream"]
 
+#: Seconds between the main thread's checks for Ctrl-C while slabs move.
+_POLL = 0.05
+
 
 @dataclass(frozen=True)
 class Slab:
@@ -84,9 +87,13 @@ def stream(slabs: list[Slab], read: Callable[[Slab], npt.NDArray[Any]],
                             thread_name_prefix="diced-slab") as pool:
         futures: list[Future[None]] = [pool.submit(move, slab) for slab in slabs]
         try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in done:
-                future.result()
+            pending: set[Future[None]] = set(futures)
+            while pending:
+                # Wake up now and then: a Ctrl-C that the kernel delivered to a worker
+                # thread only runs its handler once the main thread executes Python again.
+                done, pending = wait(pending, timeout=_POLL, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()
         except BaseException:
             stop.set()
             with turn:

@@ -55,8 +55,9 @@ def _header(path: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
                 return shape, np.dtype(_PIL_DTYPES[mode])
         tifffile = require("tifffile")
         with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            return tuple(series.shape), np.dtype(series.dtype)
+            # A one-page file is its page; finding series costs more than reading it.
+            image = tif.pages.first if len(tif.pages) == 1 else tif.series[0]
+            return tuple(image.shape), np.dtype(image.dtype)
     except InvalidInputError:
         raise
     except Exception as exc:  # each library raises its own errors for a corrupt file
@@ -69,8 +70,10 @@ def _read_slice(path: str) -> npt.NDArray[Any]:
             pil = require("PIL.Image")
             with pil.open(path) as image:
                 return np.asarray(image)
-        data: npt.NDArray[Any] = require("tifffile").imread(path)
-        return data
+        with require("tifffile").TiffFile(path) as tif:
+            image = tif.pages.first if len(tif.pages) == 1 else tif.series[0]
+            data: npt.NDArray[Any] = image.asarray()
+            return data
     except InvalidInputError:
         raise
     except Exception as exc:
