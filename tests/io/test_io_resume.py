@@ -205,3 +205,22 @@ def test_peak_memory_stays_a_few_slabs(tmp_path: Path,
     assert sampled <= figures["peak"] + 2**20
     with DicedStore(str(tmp_path / "s")) as store:
         assert np.array_equal(store.open_repo("r").get_array("em")[...], volume)
+
+
+def test_ctrl_c_during_export_leaves_no_destination(tmp_path: Path,
+                                                    big: tuple[Path, npt.NDArray[Any]]) -> None:
+    volume = big[1]
+    with DicedStore(str(tmp_path / "s")) as store:
+        import_array(store.create_repo("r"), "em", volume, chunks=THIN, progress=False)
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "export", str(tmp_path / "s"), "r",
+                             "em", str(tmp_path / "out")], env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.partial-*/*.tif")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the export never wrote a slice"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "was not written" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
