@@ -88,7 +88,11 @@ class Hdf5Destination(Destination):
         self._lock = threading.Lock()
         self._staged: StagedPath | None = None
         if path.exists() and inner:
-            self._file = h5py.File(path, "r+")
+            try:
+                self._file = h5py.File(path, "r+")
+            except OSError as exc:
+                raise InvalidInputError(f"cannot add {self._inner!r} to {str(path)!r}, which is "
+                                        f"not a writable HDF5 file: {exc}") from exc
             if self._inner in self._file:
                 if not overwrite:
                     self._file.close()

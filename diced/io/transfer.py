@@ -212,7 +212,8 @@ def import_array(repo: DicedRepo, name: str, source: Any, *,
     return arr
 
 
-def export_array(repo_or_array: DicedRepo | DicedArray, name: str | None, dest: str, *,
+def export_array(repo_or_array: DicedRepo | DicedArray, name: str | None,
+                 dest: str | os.PathLike[str], *,
                  box: Sequence[slice] | None = None, overwrite: bool = False,
                  format: str | None = None, progress: bool | None = None,
                  workers: int | None = None, memory: int | None = None) -> None:

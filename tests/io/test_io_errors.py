@@ -117,6 +117,8 @@ def test_export_errors(repo: DicedRepo, tmp_path: Path, volume: npt.NDArray[Any]
         export_array(repo, "em", tmp_path / "x.bmp", progress=False)
     with pytest.raises(InvalidIndexError, match="outside"):
         export_array(repo, "em", tmp_path / "x.tif", box=(slice(0, 99),) * 3, progress=False)
+    with pytest.raises(InvalidInputError, match="not a writable HDF5 file"):
+        export_array(repo, "em", f"{tmp_path}/taken.tif:/data", format="hdf5", progress=False)
     with pytest.raises(NotFoundError, match="does not exist"):
         export_array(repo, "em", tmp_path / "no" / "dir" / "x.tif", progress=False)
     flat = import_array(repo, "flat", volume[0], chunks=(16, 16), progress=False)
