@@ -128,3 +128,11 @@ def test_export_errors(repo: DicedRepo, tmp_path: Path, volume: npt.NDArray[Any]
     with pytest.raises(NotFoundError, match="holds no data"):
         export_array(empty, None, tmp_path / "e.tif", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.tif"]
+
+
+def test_a_missing_format_package_names_the_extra() -> None:
+    from diced.io.source import require
+
+    hint = r"no_such_reader package: pip install 'diced\[io\]'"
+    with pytest.raises(InvalidInputError, match=hint):
+        require("no_such_reader.sub")
