@@ -6,6 +6,7 @@ writes exactly the same bytes at the same places.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,8 @@ import numpy.typing as npt
 from benchmarks.plan import Layout, Plan
 from diced.demo import synthetic_volume
 
-__all__ = ["ARRAYS", "Box", "aligned_boxes", "box_of_chunk", "ensure_volumes", "load_volume",
-           "random_blocks", "unaligned_boxes"]
+__all__ = ["ARRAYS", "Box", "aligned_boxes", "box_of_chunk", "ensure_tiff_stack",
+           "ensure_volumes", "load_volume", "random_blocks", "unaligned_boxes"]
 
 #: A rectangular selection: one slice per axis.
 Box = tuple[slice, ...]
@@ -39,6 +40,24 @@ def ensure_volumes(layout: Layout, plan: Plan) -> None:
         path = layout.data(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, volume)
+
+
+def ensure_tiff_stack(layout: Layout, name: str) -> list[Path]:
+    """The volume ``name`` as one 2-D TIFF per z-slice (written once, with tifffile).
+
+    This is what a microscope hands over; the import workload reads it. Returns the slice
+    files in z order.
+    """
+    import tifffile
+
+    directory = layout.tiff_stack(name)
+    volume = load_volume(layout, name)
+    paths = [directory / f"z{z:05d}.tif" for z in range(volume.shape[0])]
+    if not all(p.exists() for p in paths):
+        directory.mkdir(parents=True, exist_ok=True)
+        for path, plane in zip(paths, volume, strict=True):
+            tifffile.imwrite(path, plane)
+    return paths
 
 
 def load_volume(layout: Layout, name: str) -> npt.NDArray[Any]:

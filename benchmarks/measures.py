@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from benchmarks.data import ARRAYS
 from benchmarks.plan import Plan
 
-__all__ = ["ALL_SYSTEMS", "WORKLOADS", "Measure", "catalogue"]
+__all__ = ["ALL_SYSTEMS", "IMPORTING", "WORKLOADS", "Measure", "catalogue"]
 
 ALL_SYSTEMS = ("diced-open", "diced-locked", "zarr", "tensorstore", "icechunk")
 _COMMITTING = ("diced-locked", "icechunk")
 _BRANCHING = ("diced-open", "diced-locked", "icechunk")
+#: Systems with a TIFF-stack importer (diced's own; zarr fed slab by slab by tifffile).
+IMPORTING = ("diced-open", "zarr")
 
 #: Workloads selectable with ``--workloads``, in the order they run.
-WORKLOADS = ("bulk-write", "bulk-read", "random-reads", "rmw", "branch-bytes", "history")
+WORKLOADS = ("bulk-write", "bulk-read", "random-reads", "rmw", "branch-bytes", "history",
+             "import")
 
 
 @dataclass(frozen=True)
@@ -91,4 +94,11 @@ def catalogue(plan: Plan) -> list[Measure]:
                     f"{c}³ chunk read, median of {plan.depth_reads}", "ms", False,
                     _BRANCHING),
         ]
+    group = f"import · TIFF stack of image {n}³ uint8 ({n} slices)"
+    out += [
+        Measure("import.throughput", "import", group, "throughput (reading the TIFFs included)",
+                "GB/s", True, IMPORTING),
+        Measure("import.peak_increase", "import", group, "peak RSS increase during the import",
+                "MB", False, IMPORTING),
+    ]
     return out

@@ -56,7 +56,8 @@ QUICK = Plan(size=128, chunk=64, aligned_reads=20, unaligned_reads=20, unaligned
 class Layout:
     """Paths below a run's working directory (all on the same local disk).
 
-    ``data/`` holds the generated volumes as ``.npy``; ``prepared/<system>/<array>`` the
+    ``data/`` holds the generated volumes as ``.npy`` (and, for the import workload, as a
+    TIFF stack in ``data/<array>-tiff/``); ``prepared/<system>/<array>`` the
     store each system wrote in its last bulk-write repetition, which the read, write and
     history workloads start from; ``scratch/`` per-task copies, removed after each task.
     """
@@ -65,6 +66,9 @@ class Layout:
 
     def data(self, array: str) -> Path:
         return self.root / "data" / f"{array}.npy"
+
+    def tiff_stack(self, array: str) -> Path:
+        return self.root / "data" / f"{array}-tiff"
 
     def prepared(self, system: str, array: str) -> Path:
         return self.root / "prepared" / system / array

@@ -157,6 +157,14 @@ class System(ABC):
         """
         raise NotImplementedError(f"{self.label} keeps no versions")
 
+    def import_tiff_stack(self, root: Path, name: str, slices: list[Path],
+                          chunks: tuple[int, ...]) -> ArrayHandle:
+        """Import 2-D TIFF ``slices`` (in z order) as array ``name`` of a new store at ``root``.
+
+        Raises NotImplementedError for systems without an importer.
+        """
+        raise NotImplementedError(f"{self.label} has no TIFF importer")
+
 
 # -- zarr ----------------------------------------------------------------------------------
 
@@ -203,6 +211,24 @@ class ZarrSystem(System):
         from zarr.storage import LocalStore
 
         return _ZarrHandle(zarr.open_array(LocalStore(root), path=name, mode="r+"))
+
+    def import_tiff_stack(self, root: Path, name: str, slices: list[Path],
+                          chunks: tuple[int, ...]) -> ArrayHandle:
+        """What a zarr user writes: tifffile reads a chunk row of slices, zarr stores it.
+
+        One slab (``chunks[0]`` slices) at a time; zarr encodes and writes the slab's
+        chunks concurrently, as it does for any write.
+        """
+        import tifffile
+
+        first = tifffile.imread(slices[0])
+        handle = self.create(root, name, first.dtype, (len(slices), *first.shape), chunks)
+        for start in range(0, len(slices), chunks[0]):
+            batch = slices[start:start + chunks[0]]
+            slab = np.stack([tifffile.imread(path) for path in batch])
+            handle.write((slice(start, start + len(batch)), *(slice(None),) * first.ndim),
+                         slab)
+        return handle
 
 
 # -- TensorStore ---------------------------------------------------------------------------
@@ -417,6 +443,17 @@ class DicedOpenSystem(System):
 
     def versions(self, root: Path) -> VersionControl:
         return _DicedVersions(root)
+
+    def import_tiff_stack(self, root: Path, name: str, slices: list[Path],
+                          chunks: tuple[int, ...]) -> ArrayHandle:
+        """``diced.io.import_array`` of the slices' directory into the open root node."""
+        from diced import DicedStore
+        from diced.io import import_array
+
+        store = DicedStore(str(root))
+        self._repo = store.create_repo(REPO)
+        return _DicedHandle(import_array(self._repo, name, str(slices[0].parent),
+                                         chunks=chunks, progress=False), store)
 
 
 class DicedLockedSystem(DicedOpenSystem):

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from diced import __version__
+from diced.cli_io import add_io_commands
 from diced.demo import run_demo
 from diced.errors import DicedException, NotFoundError
 from diced.repo import DicedRepo
@@ -278,3 +279,7 @@ def serve(location: str, host: str, port: int, allow_writes: bool) -> None:
         with suppress(KeyboardInterrupt):  # uvicorn shut down cleanly, then re-raised Ctrl-C
             server.run()
     click.echo("diced viewer stopped")
+
+
+# `diced import` and `diced export` live in their own module (diced/cli_io.py).
+add_io_commands(main, _store, _open, _version)

@@ -32,6 +32,7 @@ GROUPS = {
     "branch + one-chunk edit": VERSIONED,
     "history depth 1": VERSIONED,
     "history depth 5": VERSIONED,
+    "import · TIFF stack of image 128³": {"diced·open", "zarr"},
 }
 
 

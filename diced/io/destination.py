@@ -1,0 +1,170 @@
+"""The contract every export target meets, and how a DEST string picks its writer.
+
+A :class:`Destination` is created for one shape and dtype, receives row ranges along
+axis 0 (from several threads at once unless it declares itself :attr:`~Destination.ordered`),
+and is then either :meth:`~Destination.commit`-ted or :meth:`~Destination.abort`-ed.
+Writers that make a new file or directory build it under a hidden temporary name beside
+the target and rename it into place on commit, so an interrupted export (Ctrl-C, a crash,
+``kill -9``) never leaves a half-written file under the name asked for.
+
+Formats are registered in :data:`DESTINATIONS` by name; ``--format`` picks one, otherwise
+the DEST suffix does (see :func:`guess_format`). A later OME-Zarr writer registers itself
+there as one more entry (a :class:`~diced.io.zarrfmt.ZarrDestination` subclass whose
+:meth:`~Destination.commit` adds the ``multiscales`` metadata).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from diced.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from diced.io.source import split_inner_path
+
+__all__ = ["DESTINATIONS", "Destination", "StagedPath", "guess_format", "open_destination"]
+
+
+class Destination(ABC):
+    """An export target of fixed ``shape`` and ``dtype``, written in row ranges.
+
+    Subclasses take ``(path, inner, shape, dtype, chunks, overwrite)``: ``inner`` is the
+    part after ``:`` in ``file.h5:/group/dataset`` (``""`` when absent) and ``chunks`` the
+    exported array's chunk shape (writers that chunk their output reuse it).
+    """
+
+    #: True when rows must arrive in increasing order (a writer that appends).
+    ordered: ClassVar[bool] = False
+
+    @abstractmethod
+    def write(self, start: int, data: npt.NDArray[Any]) -> None:
+        """Store ``data`` as rows ``start:start + len(data)``."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Finish: after this returns the export is complete under its target name."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Remove what this destination wrote; the target is as it was before."""
+
+
+class StagedPath:
+    """A new file or directory built under a temporary name, renamed into place on commit.
+
+    Raises :class:`AlreadyExistsError` at construction when the target exists and
+    ``overwrite`` is false, and :class:`NotFoundError` when its parent directory is missing.
+    """
+
+    def __init__(self, target: Path, overwrite: bool) -> None:
+        self.target = target
+        self.overwrite = overwrite
+        if target.exists() and not overwrite:
+            raise AlreadyExistsError(f"{str(target)!r} exists; pass --overwrite "
+                                     "(overwrite=True) to replace it")
+        if not target.parent.is_dir():
+            raise NotFoundError(f"directory {str(target.parent)!r} does not exist; create it "
+                                "first")
+        self.temp = target.parent / f".{target.name}.partial-{os.getpid()}"
+        _remove(self.temp)
+
+    def commit(self) -> None:
+        """Replace the target by the staged file or directory."""
+        if self.overwrite:
+            _remove(self.target)
+        os.replace(self.temp, self.target)
+
+    def abort(self) -> None:
+        """Delete the staged file or directory."""
+        _remove(self.temp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _tiff_stack(*args: Any) -> Destination:
+    from diced.io.tiff import TiffStackDestination
+
+    return TiffStackDestination(*args)
+
+
+def _tiff(*args: Any) -> Destination:
+    from diced.io.tiff import TiffFileDestination
+
+    return TiffFileDestination(*args)
+
+
+def _hdf5(*args: Any) -> Destination:
+    from diced.io.hdf5 import Hdf5Destination
+
+    return Hdf5Destination(*args)
+
+
+def _zarr(*args: Any) -> Destination:
+    from diced.io.zarrfmt import ZarrDestination
+
+    return ZarrDestination(*args)
+
+
+#: Format name → factory taking ``(path, inner, shape, dtype, chunks, overwrite)``.
+#: Factories import their writer lazily, so optional packages load only when used.
+DESTINATIONS: dict[str, Callable[..., Destination]] = {
+    "tiff-stack": _tiff_stack,
+    "tiff": _tiff,
+    "hdf5": _hdf5,
+    "zarr": _zarr,
+}
+
+_SUFFIXES = {".tif": "tiff", ".tiff": "tiff", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
+             ".he5": "hdf5", ".zarr": "zarr"}
+
+
+def guess_format(dest: str) -> str:
+    """The format a DEST names by its suffix; a suffix-less path is a TIFF stack directory.
+
+    Raises :class:`InvalidInputError` for any other suffix.
+    """
+    location = dest.split(":", 1)[0] if ":" in dest else dest
+    suffix = Path(location.rstrip("/")).suffix.lower()
+    if suffix in _SUFFIXES:
+        return _SUFFIXES[suffix]
+    if not suffix:
+        return "tiff-stack"
+    raise InvalidInputError(f"cannot tell the format of {dest!r} from its suffix; pass "
+                            f"--format (format=...) with one of {', '.join(DESTINATIONS)}")
+
+
+def open_destination(dest: str, shape: tuple[int, ...], dtype: np.dtype[Any],
+                     chunks: tuple[int, ...], *, format: str | None = None,
+                     overwrite: bool = False) -> Destination:
+    """A writer for ``dest`` in ``format`` (default: :func:`guess_format`).
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown format, or the format cannot hold an array of ``len(shape)`` dimensions.
+    AlreadyExistsError
+        ``dest`` exists and ``overwrite`` is false.
+    NotFoundError
+        The directory ``dest`` should go in does not exist.
+    """
+    dest = os.path.expanduser(dest)
+    kind = format or guess_format(dest)
+    if kind not in DESTINATIONS:
+        raise InvalidInputError(f"unknown export format {kind!r}; choose one of "
+                                f"{', '.join(DESTINATIONS)}")
+    location, inner = split_inner_path(dest)
+    if not inner and ":" in dest and kind in ("hdf5", "zarr"):
+        location, inner = dest.split(":", 1)
+        inner = inner.strip("/")
+    return DESTINATIONS[kind](Path(location), inner, shape, dtype, chunks, overwrite)
