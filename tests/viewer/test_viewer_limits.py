@@ -88,6 +88,16 @@ def test_malformed_requests_get_json_errors(quick: Served) -> None:
     assert not quick.store.open_repo(uuid=quick.v3).locked
 
 
+def test_a_request_head_that_never_ends_is_cut_off(quick: Served) -> None:
+    host, port = quick.url.removeprefix("http://").split(":")
+    for sent in (b"", b"GET /api/repos HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "):
+        with socket.create_connection((host, int(port)), timeout=60) as conn:
+            conn.sendall(sent)
+            assert conn.recv(1024) == b""  # closed by the server, not by our timeout
+    with httpx.Client(base_url=quick.url, timeout=30) as http:  # kept-alive requests work
+        assert [http.get("/api/repos").status_code for _ in range(3)] == [200] * 3
+
+
 def test_streamed_raw_reads_equal_numpy(quick: Served) -> None:
     """Reads of many 64 KiB slabs, aligned and not, give exactly the array's bytes."""
     big = quick.store.open_repo(uuid=quick.root).get_array("big")[...]

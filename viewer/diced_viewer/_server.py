@@ -16,7 +16,7 @@ import uvicorn
 from diced.errors import InvalidInputError, StorageError
 from diced_viewer._app import create_app
 from diced_viewer._limits import ServerLimits
-from diced_viewer._protocol import JsonErrorH11Protocol
+from diced_viewer._protocol import protocol_class
 from diced_viewer._security import AccessPolicy, is_loopback
 
 if TYPE_CHECKING:
@@ -111,11 +111,12 @@ class ViewerServer:
         self.app = create_app(store, allow_writes=allow_writes, policy=policy,
                               limits=self.limits)
         # Requests still running after 5 s of shutdown are cancelled, so stop() is bounded.
-        # h11 always (not httptools when installed), so malformed requests get JSON errors.
+        # h11 always (not httptools when installed): malformed requests get JSON errors, and
+        # a request head gets as long to arrive as a paused body.
         config = uvicorn.Config(self.app, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=5,
-                                http=JsonErrorH11Protocol, backlog=_BACKLOG,
-                                h11_max_incomplete_event_size=64 * 2**10)
+                                http=protocol_class(2 * self.limits.body_timeout),
+                                backlog=_BACKLOG, h11_max_incomplete_event_size=64 * 2**10)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
