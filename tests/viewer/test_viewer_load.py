@@ -77,12 +77,14 @@ def _build(location: Path) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """``diced serve`` (default limits) in its own process, over the load-test store."""
-    location = tmp_path_factory.mktemp("load") / "store.diced"
-    uuid, sha1 = _build(location)
+    directory = tmp_path_factory.mktemp("load")
+    uuid, sha1 = _build(directory / "store.diced")
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", "from diced.cli import main; main()",
-                             "serve", str(location), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = directory / "serve.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", "from diced.cli import main; main()",
+                                 "serve", str(directory / "store.diced"), "--port", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -91,15 +93,14 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
                 httpx.get(f"{url}/api/server", timeout=5).raise_for_status()
                 break
             except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert proc.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, "diced serve did not start"
                 time.sleep(0.1)
         yield Running(url, proc.pid, uuid, sha1)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
-        if proc.stderr:
-            proc.stderr.close()
+    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 class _PeakRss:
