@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
@@ -268,14 +269,43 @@ def get(location: str, repo: str, name: str, version: str | None, output: IO[byt
               help="Port to listen on (0: any free port).")
 @click.option("--allow-writes", is_flag=True,
               help="Let the pages and the API lock, branch and write (default: read-only).")
-def serve(location: str, host: str, port: int, allow_writes: bool) -> None:
-    """Serve the web viewer and HTTP API of the store at LOCATION until Ctrl-C."""
-    from diced_viewer import ViewerServer
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this host name (behind a proxy); repeatable.")
+@click.option("--cors-origin", "--cors", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let pages of this origin (scheme://host:port, or '*' for any) read "
+                   "/zarr/; repeatable.")
+@click.option("--token", envvar="DICED_TOKEN", metavar="SECRET",
+              help="Changes must send 'Authorization: Bearer SECRET' (needed for writes on "
+                   "a non-loopback --host); also read from $DICED_TOKEN.")
+@click.option("--memory-budget", default=1024, show_default=True, type=click.IntRange(16),
+              metavar="MIB", help="MiB of request and response data all requests may hold.")
+@click.option("--body-timeout", default=5.0, show_default=True,
+              type=click.FloatRange(0, 3600, min_open=True), metavar="SECONDS",
+              help="Fail a request whose body stops arriving for this long (408).")
+def serve(location: str, host: str, port: int, allow_writes: bool,
+          allowed_hosts: tuple[str, ...], cors_origins: tuple[str, ...], token: str | None,
+          memory_budget: int, body_timeout: float) -> None:
+    """Serve the web viewer and HTTP API of the store at LOCATION until Ctrl-C.
 
+    Only its own pages and programs may change the store (see docs/viewer.md).
+    """
+    from diced_viewer import ExposedServerWarning, ServerLimits, ViewerServer
+
+    limits = ServerLimits(memory_budget=memory_budget * 2**20, body_timeout=body_timeout)
     with _store(location) as store:
-        server = ViewerServer(store, host, port, allow_writes=allow_writes)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ExposedServerWarning)
+            try:
+                server = ViewerServer(store, host, port, allow_writes=allow_writes,
+                                      allowed_hosts=allowed_hosts, cors_origins=cors_origins,
+                                      token=token, limits=limits)
+            finally:  # the warning also matters when the address then cannot be bound
+                for warning in caught:
+                    click.echo(f"warning: {warning.message}", err=True)
         mode = "read-write" if allow_writes else "read-only"
         click.echo(f"diced viewer ({mode}) at {server.url}/  (Ctrl-C to stop)")
+        if token is not None:
+            click.echo(f"changes need the token: open {server.url}/?token=SECRET in a browser")
         with suppress(KeyboardInterrupt):  # uvicorn shut down cleanly, then re-raised Ctrl-C
             server.run()
     click.echo("diced viewer stopped")

@@ -143,23 +143,26 @@ class DicedStore:
         self.backend.close()
 
     def serve(self, host: str = "127.0.0.1", port: int = 8000, *,
-              allow_writes: bool = False) -> ViewerServer:
+              allow_writes: bool = False, **options: Any) -> ViewerServer:
         """Start the web viewer of this store in a background thread; return its handle.
 
         It serves until ``handle.stop()`` or :meth:`close`. ``port=0`` picks a free port
-        (``handle.port`` tells which). Read-only unless ``allow_writes``. See docs/viewer.md.
+        (``handle.port`` tells which). Read-only unless ``allow_writes``. ``options``
+        (``allowed_hosts``, ``cors_origins``, ``token``, ``limits``) go to
+        ``diced_viewer.ViewerServer``. See docs/viewer.md.
 
         Raises
         ------
         StorageError
             The port is in use, or the address cannot be bound.
         InvalidInputError
-            The port is not an integer from 0 to 65535.
+            The port is not an integer from 0 to 65535, or writes on a non-loopback
+            address without a token.
         """
         # The viewer is a face above this API: loaded by name, so the API never imports it.
         viewer_module = importlib.import_module("diced_viewer")
-        viewer: ViewerServer = viewer_module.ViewerServer(self, host, port,
-                                                          allow_writes=allow_writes).start()
+        viewer: ViewerServer = viewer_module.ViewerServer(
+            self, host, port, allow_writes=allow_writes, **options).start()
         self._viewers.append(viewer)
         return viewer
 

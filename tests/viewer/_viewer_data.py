@@ -10,9 +10,11 @@ Graph of repo ``em`` (oldest first)::
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from diced_viewer import ViewerServer
@@ -79,12 +81,28 @@ def build(location: Path) -> tuple[DicedStore, dict[str, object]]:
                    "img_v2": second}
 
 
-def serve(location: Path, allow_writes: bool) -> Iterator[Served]:
-    """Build the test store at ``location`` and serve it until the generator closes."""
+def serve(location: Path, allow_writes: bool, **options: Any) -> Iterator[Served]:
+    """Build the test store at ``location`` and serve it (with viewer ``options``) until the
+    generator closes."""
     store, ids = build(location)
-    server = store.serve(port=0, allow_writes=allow_writes)
+    server = store.serve(port=0, allow_writes=allow_writes, **options)
     try:
         yield Served(url=server.url, store=store, server=server, **ids)  # type: ignore[arg-type]
     finally:
         store.close()
     assert not server.running
+
+
+def snapshot(store: DicedStore) -> dict[str, Any]:
+    """Everything a client could change: each node of each repo, its arrays and files."""
+    out: dict[str, Any] = {}
+    for name, _ in store.list_repos():
+        for node in store.open_repo(name, readonly=True).list_nodes():
+            at = store.open_repo(uuid=node.uuid, readonly=True)
+            out[node.uuid] = {
+                "node": node,
+                "arrays": {a: at.get_array(a).chunk_digests() for a, _ in at.list_instances()},
+                "files": {f: hashlib.sha256(at.download_filedata(f)).hexdigest()
+                          for f in at.list_files()},
+            }
+    return out

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 from _viewer_data import CHANGED_CHUNKS, Served
-from diced_viewer._api import MAX_RAW_BYTES
+from diced_viewer._raw import MAX_RAW_BYTES
 from PIL import Image
 
 

@@ -7,56 +7,16 @@ With ``DICED_UPDATE_SCREENSHOTS=1`` the tests rewrite the screenshots in docs/sc
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
+from _browser import needs_chromium, open_page
 from _viewer_data import Served
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update",
-               "--disable-sync"]
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian Chromium at /usr/bin/chromium: apt-get install -y chromium",
-)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=LAUNCH_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
-
-
-def _open(page: Any, url: str) -> None:
-    page.goto(url)
-    page.wait_for_selector("body[data-ready]")
-    assert page.locator("#error").count() == 0, page.locator("#error").inner_text()
+pytestmark = needs_chromium
 
 
 def _screenshot(page: Any, name: str) -> None:
@@ -80,7 +40,7 @@ def _plane_pixels(page: Any, canvas: str = "#slice-data") -> np.ndarray:
 
 
 def test_home_lists_repos(page: Any, served: Served) -> None:
-    _open(page, f"{served.url}/#/")
+    open_page(page, f"{served.url}/#/")
     rows = page.locator("tr.repo-row")
     assert rows.count() == 2
     assert "electron microscopy test volume" in rows.nth(0).inner_text()
@@ -89,7 +49,7 @@ def test_home_lists_repos(page: Any, served: Served) -> None:
 
 
 def test_dag_shows_nodes_and_edges(page: Any, served: Served) -> None:
-    _open(page, f"{served.url}/#/repo/em")
+    open_page(page, f"{served.url}/#/repo/em")
     assert page.locator("#dag .node").count() == 4
     assert page.locator("#dag .edge").count() == 3
     assert page.locator("#dag .node.leaf").count() == 2
@@ -101,7 +61,7 @@ def test_dag_shows_nodes_and_edges(page: Any, served: Served) -> None:
 
 
 def test_clicking_a_node_switches_version(page: Any, served: Served) -> None:
-    _open(page, f"{served.url}/#/repo/em")
+    open_page(page, f"{served.url}/#/repo/em")
     page.click(f'#dag .node[data-uuid="{served.root}"]')
     page.wait_for_selector(f'#version[data-uuid="{served.root}"]')
     assert served.root in page.url
@@ -113,7 +73,7 @@ def test_clicking_a_node_switches_version(page: Any, served: Served) -> None:
 
 
 def test_slice_pixels_equal_the_array(page: Any, served: Served) -> None:
-    _open(page, f"{served.url}/#/repo/em/{served.v2}/array/img")
+    open_page(page, f"{served.url}/#/repo/em/{served.v2}/array/img")
     _wait_plane(page, "1|2|10,15,20")  # XY through the middle (z = 10)
     pixels = _plane_pixels(page)
     np.testing.assert_array_equal(pixels[..., 0], served.img_v2[10])
@@ -133,7 +93,7 @@ def test_slice_pixels_equal_the_array(page: Any, served: Served) -> None:
 
 
 def test_compare_mode_marks_changed_chunks(page: Any, served: Served) -> None:
-    _open(page, f"{served.url}/#/repo/em/{served.v2}/array/img")
+    open_page(page, f"{served.url}/#/repo/em/{served.v2}/array/img")
     _wait_plane(page, "1|2|10,15,20")
     page.select_option("#compare-version", served.root)
     _wait_plane(page, f"1|2|10,15,20|{served.root}")
@@ -150,13 +110,13 @@ def test_compare_mode_marks_changed_chunks(page: Any, served: Served) -> None:
 
 
 def test_label_colours_and_nd_axes(page: Any, served: Served) -> None:
-    _open(page, f"{served.url}/#/repo/em/{served.root}/array/seg")
+    open_page(page, f"{served.url}/#/repo/em/{served.root}/array/seg")
     _wait_plane(page, "1|2|")
     pixels = _plane_pixels(page)
     assert (pixels[0, 0, :3] == 0).all()
     assert pixels[10, 10, :3].min() >= 96 and pixels[25, 30, :3].min() >= 96
     assert (pixels[10, 10] != pixels[25, 30]).any()
-    _open(page, f"{served.url}/#/repo/em/{served.root}/array/cube4")
+    open_page(page, f"{served.url}/#/repo/em/{served.root}/array/cube4")
     _wait_plane(page, "2|3|")
     assert page.locator("#sliders input[type=range]").count() == 2
     page.select_option("#rows-axis", "0")
@@ -165,7 +125,7 @@ def test_label_colours_and_nd_axes(page: Any, served: Served) -> None:
 
 
 def test_lock_and_branch_from_the_page(page: Any, served_rw: Served) -> None:
-    _open(page, f"{served_rw.url}/#/repo/em/{served_rw.v3}")
+    open_page(page, f"{served_rw.url}/#/repo/em/{served_rw.v3}")
     page.fill("#lock-message", "locked from the browser")
     _screenshot(page, "writes")
     page.click("#lock-button")
@@ -185,7 +145,7 @@ def test_lock_and_branch_from_the_page(page: Any, served_rw: Served) -> None:
 
 def test_zooming_into_a_downsampled_plane_fetches_full_resolution(page: Any,
                                                                  served: Served) -> None:
-    _open(page, f"{served.url}/#/repo/em/{served.root}/array/big")
+    open_page(page, f"{served.url}/#/repo/em/{served.root}/array/big")
     _wait_plane(page, "0|1|")
     assert page.eval_on_selector("#slice-data", "(c) => c.width") == 684  # every 3rd pixel
     box = page.locator("#slice").bounding_box()

@@ -129,7 +129,11 @@ def test_writes_through_the_api(served_rw: Served) -> None:
         assert child.node_record().branch == "feature"
         again = http.post(f"/api/node/{served_rw.v3}/lock", json={"message": "again"})
         assert again.status_code == 409 and "already locked" in again.json()["error"]
-        bad = http.post(f"/api/node/{served_rw.v3}/branch", content=b"[1]")
+        as_json = {"Content-Type": "application/json"}
+        bad = http.post(f"/api/node/{served_rw.v3}/branch", content=b"[1]", headers=as_json)
         assert bad.status_code == 400
-        big = http.post(f"/api/node/{served_rw.v3}/branch", content=b"x" * 10**6)
+        untyped = http.post(f"/api/node/{served_rw.v3}/branch", content=b"{}")
+        assert untyped.status_code == 415 and "application/json" in untyped.json()["error"]
+        big = http.post(f"/api/node/{served_rw.v3}/branch", content=b"x" * 10**6,
+                        headers=as_json)
         assert big.status_code == 413

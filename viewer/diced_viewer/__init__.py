@@ -8,6 +8,7 @@ Start it with ``diced serve LOCATION``, ``DicedStore(location, port=8000)`` or
 from __future__ import annotations
 
 from diced_viewer._app import create_app
-from diced_viewer._server import ViewerServer
+from diced_viewer._limits import ServerLimits
+from diced_viewer._server import ExposedServerWarning, ViewerServer
 
-__all__ = ["ViewerServer", "create_app"]
+__all__ = ["ExposedServerWarning", "ServerLimits", "ViewerServer", "create_app"]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,45 +21,30 @@ from starlette.routing import Route
 from diced import __version__
 from diced.array import DicedArray
 from diced.errors import NotFoundError
-from diced.repo import DicedRepo, NodeInfo
+from diced.repo import NodeInfo
 from diced.store import DicedStore
-from diced_viewer._errors import ApiError, TooLarge, WritesDisabled
-from diced_viewer._slices import MAX_PLANE_EDGE, bounds, read_plane, to_png
+from diced_viewer._errors import ApiError, WritesDisabled
+from diced_viewer._limits import hold, leased, read_body
+from diced_viewer._raw import raw_get, raw_post
+from diced_viewer._repos import array_of, repo_at, store_of, writes_allowed
+from diced_viewer._slices import (
+    MAX_PLANE_EDGE,
+    PNG_BYTES_PER_PIXEL,
+    Plane,
+    PlanePlan,
+    bounds,
+    plan_plane,
+    read_plane,
+    to_png,
+)
 
-__all__ = ["MAX_BODY_BYTES", "MAX_RAW_BYTES", "api_routes"]
+__all__ = ["MAX_BODY_BYTES", "api_routes"]
 
-#: Largest subvolume a raw GET returns or a raw POST accepts, in bytes.
-MAX_RAW_BYTES = 256 * 2**20
 #: Largest JSON request body (lock and branch messages), in bytes.
 MAX_BODY_BYTES = 64 * 2**10
 #: Most changed chunks a diff lists.
 MAX_DIFF_CHUNKS = 200_000
-_ARRAY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
-_SIZES = re.compile(r"^\d{1,10}(_\d{1,10}){0,31}$")
-_OFFSETS = re.compile(r"^-?\d{1,10}(_-?\d{1,10}){0,31}$")
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
-
-
-def _store(request: Request) -> DicedStore:
-    store: DicedStore = request.app.state.store
-    return store
-
-
-def _writes(request: Request) -> bool:
-    return bool(request.app.state.allow_writes)
-
-
-def _repo_at(request: Request, uuid: str) -> DicedRepo:
-    """The repo holding version ``uuid`` (full or unique prefix), positioned there."""
-    if not uuid or len(uuid) > 200:
-        raise NotFoundError(f"no version node {uuid[:80]!r}")
-    return _store(request).open_repo(uuid=uuid, readonly=not _writes(request))
-
-
-def _array(repo: DicedRepo, name: str) -> DicedArray:
-    if not _ARRAY_NAME.match(name):
-        raise NotFoundError(f"no array {name[:80]!r} at version {repo.uuid}")
-    return repo.get_array(name)
 
 
 def _node_json(node: NodeInfo) -> dict[str, Any]:
@@ -93,27 +76,14 @@ def _array_json(array: DicedArray) -> dict[str, Any]:
     }
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 beyond ``limit`` bytes (before reading it all)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await _body(request, MAX_BODY_BYTES)
+    raw = await read_body(request, limit=MAX_BODY_BYTES, expect="application/json")
     try:
         data = json.loads(raw or b"{}")
     except ValueError as exc:
         raise ApiError(f"the request body is not JSON: {exc}") from exc
+    except RecursionError:
+        raise ApiError("the request body is JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError("the request body must be a JSON object")
     return data
@@ -123,28 +93,28 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 def server_info(request: Request) -> Response:
-    return JSONResponse({"location": _store(request).location, "writable": _writes(request),
-                         "diced_version": __version__})
+    return JSONResponse({"location": store_of(request).location,
+                         "writable": writes_allowed(request), "diced_version": __version__})
 
 
 def list_repos(request: Request) -> Response:
-    store = _store(request)
+    store = store_of(request)
     return JSONResponse([_repo_summary(store, name) for name, _ in store.list_repos()])
 
 
 def repo_info(request: Request) -> Response:
     name = request.path_params["repo"]
-    store = _store(request)
+    store = store_of(request)
     info = _repo_summary(store, name)
     nodes = store.open_repo(name, readonly=True).list_nodes()
     info["nodes"] = [_node_json(n) for n in nodes]
     info["edges"] = [[p, n.uuid] for n in nodes for p in n.parents]
-    info["writable"] = _writes(request)
+    info["writable"] = writes_allowed(request)
     return JSONResponse(info)
 
 
 def node_info(request: Request) -> Response:
-    repo = _repo_at(request, request.path_params["uuid"])
+    repo = repo_at(request, request.path_params["uuid"])
     record = repo.node_record()
     files = repo.list_files()
     readme = None
@@ -157,22 +127,22 @@ def node_info(request: Request) -> Response:
         "arrays": [_array_json(repo.get_array(name)) for name, _ in repo.list_instances()],
         "files": files, "readme_html": readme,
         "log": [{"uuid": u, "message": m} for u, m in repo.get_commit_log()],
-        "note": record.note, "writable": _writes(request) and not node.locked,
+        "note": record.note, "writable": writes_allowed(request) and not node.locked,
     })
 
 
 def node_arrays(request: Request) -> Response:
-    repo = _repo_at(request, request.path_params["uuid"])
+    repo = repo_at(request, request.path_params["uuid"])
     return JSONResponse([_array_json(repo.get_array(n)) for n, _ in repo.list_instances()])
 
 
 async def lock_node(request: Request) -> Response:
-    if not _writes(request):
+    if not writes_allowed(request):
         raise WritesDisabled()
     body = await _json_body(request)
     message = body.get("message", "")
     def lock() -> str:
-        repo = _repo_at(request, request.path_params["uuid"])
+        repo = repo_at(request, request.path_params["uuid"])
         repo.lock_node(message)
         return repo.uuid
 
@@ -180,12 +150,12 @@ async def lock_node(request: Request) -> Response:
 
 
 async def branch_node(request: Request) -> Response:
-    if not _writes(request):
+    if not writes_allowed(request):
         raise WritesDisabled()
     body = await _json_body(request)
     message, name = body.get("message", ""), body.get("name") or None
     def branch() -> str:
-        return _repo_at(request, request.path_params["uuid"]).create_branch(message, name)
+        return repo_at(request, request.path_params["uuid"]).create_branch(message, name)
 
     return JSONResponse({"uuid": await run_in_threadpool(branch)}, status_code=201)
 
@@ -194,24 +164,29 @@ async def branch_node(request: Request) -> Response:
 
 
 def file_keys(request: Request) -> Response:
-    return JSONResponse(_repo_at(request, request.path_params["uuid"]).list_files())
+    return JSONResponse(repo_at(request, request.path_params["uuid"]).list_files())
 
 
-def file_data(request: Request) -> Response:
-    repo = _repo_at(request, request.path_params["uuid"])
+async def file_data(request: Request) -> Response:
+    def read() -> bytes:
+        return repo_at(request, request.path_params["uuid"]).download_filedata(name)
+
     name = request.path_params["name"]
-    data = repo.download_filedata(name)
+    data = await run_in_threadpool(read)
     quoted = name.encode("ascii", "replace").decode().replace('"', "_")
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{quoted}"'})
+    response = Response(data, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{quoted}"'})
+    # diced's API tells a file's size only by reading it, so the file is counted once read,
+    # without waiting: a busy server drops it at once (503) rather than hold it in a queue.
+    return await hold(request, len(data), "this file", response)
 
 
 # -- arrays --------------------------------------------------------------------------------------
 
 
 def array_info(request: Request) -> Response:
-    repo = _repo_at(request, request.path_params["uuid"])
-    array = _array(repo, request.path_params["array"])
+    repo = repo_at(request, request.path_params["uuid"])
+    array = array_of(repo, request.path_params["array"])
     info = _array_json(array)
     # DVID's info shape, with axes named x fastest (the last numpy axis).
     names = ["X", "Y", "Z", *(f"A{i}" for i in range(3, array.ndim))][:array.ndim]
@@ -223,63 +198,6 @@ def array_info(request: Request) -> Response:
                         "MinPoint": [s.start for s in reversed(array.get_extents())],
                         "MaxPoint": [s.stop - 1 for s in reversed(array.get_extents())]}
     return JSONResponse(info)
-
-
-def _raw_selection(request: Request, array: DicedArray) -> tuple[tuple[slice, ...],
-                                                                 tuple[int, ...]]:
-    """numpy selection and shape of a DVID raw request (sizes and offsets x first)."""
-    dims, sizes, offsets = (request.path_params[k] for k in ("dims", "size", "offset"))
-    ndim = array.ndim
-    if dims != "_".join(str(i) for i in range(ndim)):
-        raise ApiError(f"array {array.name!r} has {ndim} axes: use dims "
-                       f"{'_'.join(str(i) for i in range(ndim))!r} (x first)")
-    if not _SIZES.match(sizes) or not _OFFSETS.match(offsets):
-        raise ApiError("size and offset are integers joined by '_', x first")
-    size = [int(s) for s in sizes.split("_")]
-    offset = [int(o) for o in offsets.split("_")]
-    if len(size) != ndim or len(offset) != ndim:
-        raise ApiError(f"size and offset need {ndim} integers each (x first)")
-    nbytes = math.prod(size) * array.dtype.itemsize
-    if nbytes > MAX_RAW_BYTES:
-        raise TooLarge(f"the subvolume has {nbytes} bytes; the limit is {MAX_RAW_BYTES} bytes")
-    shape = tuple(reversed(size))
-    start = tuple(reversed(offset))
-    for axis, (s0, n, full) in enumerate(zip(start, shape, array.shape, strict=True)):
-        if s0 < 0 or s0 + n > full:
-            raise ApiError(f"the subvolume leaves the array on numpy axis {axis} "
-                           f"({s0}..{s0 + n} of {full})")
-    return tuple(slice(s0, s0 + n) for s0, n in zip(start, shape, strict=True)), shape
-
-
-def raw_get(request: Request) -> Response:
-    repo = _repo_at(request, request.path_params["uuid"])
-    array = _array(repo, request.path_params["array"])
-    selection, _ = _raw_selection(request, array)
-    data = np.ascontiguousarray(array[selection], dtype=array.dtype.newbyteorder("<"))
-    return Response(data.tobytes(), media_type="application/octet-stream")
-
-
-async def raw_post(request: Request) -> Response:
-    if not _writes(request):
-        raise WritesDisabled()
-    def prepare() -> tuple[DicedArray, tuple[slice, ...], tuple[int, ...]]:
-        repo = _repo_at(request, request.path_params["uuid"])
-        array = _array(repo, request.path_params["array"])
-        selection, shape = _raw_selection(request, array)
-        return array, selection, shape
-
-    array, selection, shape = await run_in_threadpool(prepare)
-    expected = math.prod(shape) * array.dtype.itemsize
-    body = await _body(request, expected)
-    if len(body) != expected:
-        raise ApiError(f"the body has {len(body)} bytes; this subvolume needs {expected}")
-    data = np.frombuffer(body, dtype=array.dtype.newbyteorder("<")).reshape(shape)
-
-    def write() -> None:
-        array[selection] = data
-
-    await run_in_threadpool(write)
-    return Response(status_code=204)
 
 
 def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -308,9 +226,9 @@ def _float_param(request: Request, name: str) -> float | None:
     return value
 
 
-def _plane(request: Request) -> tuple[DicedArray, Any]:
-    repo = _repo_at(request, request.path_params["uuid"])
-    array = _array(repo, request.path_params["array"])
+def _plane_plan(request: Request) -> tuple[DicedArray, PlanePlan]:
+    repo = repo_at(request, request.path_params["uuid"])
+    array = array_of(repo, request.path_params["array"])
     ndim = array.ndim
     rows = _int_param(request, "rows", max(ndim - 2, 0), 0, 31)
     cols = _int_param(request, "cols", max(ndim - 1, 0), 0, 31)
@@ -333,48 +251,60 @@ def _plane(request: Request) -> tuple[DicedArray, Any]:
             raise ApiError("region is four integers: row_start,row_stop,col_start,col_stop") \
                 from exc
         region = (r0, r1, c0, c1)
-    return array, read_plane(array, rows, cols, index, width, height, region)
+    return array, plan_plane(array, rows, cols, index, width, height, region)
 
 
-def _plane_headers(plane: Any) -> dict[str, str]:
+def _plane_headers(plane: Plane) -> dict[str, str]:
     return {"X-Diced-Shape": f"{plane.data.shape[0]},{plane.data.shape[1]}",
             "X-Diced-Origin": f"{plane.origin[0]},{plane.origin[1]}",
             "X-Diced-Step": f"{plane.step[0]},{plane.step[1]}",
-            "X-Diced-Dtype": plane.data.dtype.newbyteorder("<").str,
-            "Access-Control-Expose-Headers": "X-Diced-Shape, X-Diced-Origin, X-Diced-Step, "
-                                             "X-Diced-Dtype"}
+            "X-Diced-Dtype": plane.data.dtype.newbyteorder("<").str}
 
 
-def slice_png(request: Request) -> Response:
-    array, plane = _plane(request)
+async def slice_png(request: Request) -> Response:
+    array, plan = await run_in_threadpool(_plane_plan, request)
     label = request.query_params.get("label", "auto")
     as_label = array.islabel3D if label == "auto" else label in ("1", "true", "yes")
-    png = to_png(plane, label=as_label, lo=_float_param(request, "lo"),
-                 hi=_float_param(request, "hi"))
-    return Response(png, media_type="image/png", headers=_plane_headers(plane))
+    lo, hi = _float_param(request, "lo"), _float_param(request, "hi")
+
+    def render() -> Response:
+        plane = read_plane(array, plan)
+        png = to_png(plane, label=as_label, lo=lo, hi=hi)
+        return Response(png, media_type="image/png", headers=_plane_headers(plane))
+
+    # The plane as read and transposed, plus the image and PNG buffers.
+    nbytes = plan.pixels * (2 * array.dtype.itemsize + PNG_BYTES_PER_PIXEL)
+    return await leased(request, nbytes, "this plane image",
+                        lambda: run_in_threadpool(render))
 
 
-def slice_raw(request: Request) -> Response:
-    _, plane = _plane(request)
+async def slice_raw(request: Request) -> Response:
+    array, plan = await run_in_threadpool(_plane_plan, request)
     # Browsers have no float16 typed array; float32 holds every float16 value exactly.
-    dtype = np.dtype("<f4") if plane.data.dtype == np.float16 else \
-        plane.data.dtype.newbyteorder("<")
-    plane = replace(plane, data=np.ascontiguousarray(plane.data, dtype=dtype))
-    data = plane.data
-    return Response(data.tobytes(), media_type="application/octet-stream",
-                    headers=_plane_headers(plane))
+    wire = np.dtype("<f4") if array.dtype == np.float16 else array.dtype.newbyteorder("<")
+
+    def render() -> Response:
+        plane = read_plane(array, plan)
+        plane = Plane(np.ascontiguousarray(plane.data, dtype=wire), plane.rows_axis,
+                      plane.cols_axis, plane.origin, plane.step)
+        return Response(plane.data.tobytes(), media_type="application/octet-stream",
+                        headers=_plane_headers(plane))
+
+    # The plane as read and transposed, in the wire dtype, and as bytes.
+    nbytes = plan.pixels * (2 * array.dtype.itemsize + 2 * wire.itemsize)
+    return await leased(request, nbytes, "this plane", lambda: run_in_threadpool(render))
 
 
 def array_diff(request: Request) -> Response:
-    repo = _repo_at(request, request.path_params["uuid"])
+    repo = repo_at(request, request.path_params["uuid"])
     name = request.path_params["array"]
-    mine = _array(repo, name)
+    mine = array_of(repo, name)
     other_uuid = request.query_params.get("other", "")
-    other_repo = _repo_at(request, other_uuid)
+    other_repo = repo_at(request, other_uuid)
     if other_repo.repo_uuid != repo.repo_uuid:
         raise ApiError("compare versions of the same repo")
     try:
-        theirs: dict[tuple[int, ...], str] = _array(other_repo, name).chunk_digests()
+        theirs: dict[tuple[int, ...], str] = array_of(other_repo, name).chunk_digests()
     except NotFoundError:
         theirs = {}
     ours = mine.chunk_digests()

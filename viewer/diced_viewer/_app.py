@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -13,7 +14,9 @@ from starlette.staticfiles import StaticFiles
 from diced.store import DicedStore
 from diced_viewer._api import api_routes
 from diced_viewer._errors import exception_handlers
+from diced_viewer._limits import BodyTimeout, ByteBudget, ServerLimits
 from diced_viewer._openapi import openapi_document
+from diced_viewer._security import AccessGuard, AccessPolicy
 from diced_viewer._zarr_http import zarr_routes
 
 __all__ = ["create_app"]
@@ -32,8 +35,16 @@ async def _openapi(request: Request) -> Response:
     return JSONResponse(openapi_document(bool(request.app.state.allow_writes)))
 
 
-def create_app(store: DicedStore, *, allow_writes: bool = False) -> Starlette:
-    """An ASGI app serving ``store``: read-only unless ``allow_writes``."""
+def create_app(store: DicedStore, *, allow_writes: bool = False,
+               policy: AccessPolicy | None = None,
+               limits: ServerLimits | None = None) -> Starlette:
+    """An ASGI app serving ``store``: read-only unless ``allow_writes``.
+
+    ``policy`` (default: a server on 127.0.0.1) says which hosts and origins it answers;
+    ``limits`` (default :class:`ServerLimits`) bound memory and body time. Every route,
+    including any added to the app later, sits behind both.
+    """
+    limits = limits or ServerLimits()
     routes: list[BaseRoute] = [
         _page("index.html"),
         _page("docs.html"),
@@ -42,7 +53,11 @@ def create_app(store: DicedStore, *, allow_writes: bool = False) -> Starlette:
         *zarr_routes(),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers=exception_handlers)
+    app = Starlette(routes=routes, exception_handlers=exception_handlers,
+                    middleware=[Middleware(AccessGuard), Middleware(BodyTimeout)])
     app.state.store = store
     app.state.allow_writes = allow_writes
+    app.state.access_policy = policy or AccessPolicy.for_server("127.0.0.1")
+    app.state.limits = limits
+    app.state.byte_budget = ByteBudget(limits.memory_budget, limits.queue_wait)
     return app

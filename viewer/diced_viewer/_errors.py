@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,7 +18,8 @@ from diced.errors import (
     NotFoundError,
 )
 
-__all__ = ["ApiError", "TooLarge", "WritesDisabled", "exception_handlers"]
+__all__ = ["ApiError", "Busy", "TooLarge", "WritesDisabled", "error_response",
+           "exception_handlers"]
 
 _log = logging.getLogger("diced_viewer")
 
@@ -32,20 +34,31 @@ _STATUS: list[tuple[type[DicedException], int]] = [
 
 
 class ApiError(Exception):
-    """An error with its HTTP status and a message for the client."""
+    """An error with its HTTP status, a message for the client and extra response headers."""
 
     status = 400
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         if status is not None:
             self.status = status
+        self.headers = headers or {}
 
 
 class TooLarge(ApiError):
     """A request or response would exceed a size limit (HTTP 413, the limit in the message)."""
 
     status = 413
+
+
+class Busy(ApiError):
+    """The server's memory budget stayed taken for too long (HTTP 503, ``Retry-After``)."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
 class WritesDisabled(ApiError):
@@ -58,33 +71,35 @@ class WritesDisabled(ApiError):
                          "(or serve(allow_writes=True)) to change the store")
 
 
-def _json(status: int, message: str) -> Response:
+def error_response(status: int, message: str,
+                   headers: Mapping[str, str] | None = None) -> Response:
+    """The JSON body every error has: ``{"error": message, "status": status}``."""
     return JSONResponse({"error": message, "status": status}, status_code=status,
-                        headers={"Access-Control-Allow-Origin": "*"})
+                        headers=headers)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return _json(exc.status, str(exc))
+    return error_response(exc.status, str(exc), exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return _json(exc.status_code, exc.detail or "error")
+    return error_response(exc.status_code, exc.detail or "error", exc.headers)
 
 
 async def _diced_error(request: Request, exc: Exception) -> Response:
     status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 500)
     if status == 500:
         _log.error("diced error serving %s", request.url.path, exc_info=exc)
-        return _json(500, f"the store failed: {exc}")
-    return _json(status, " ".join(str(exc).split()))
+        return error_response(500, f"the store failed: {exc}")
+    return error_response(status, " ".join(str(exc).split()))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # The traceback goes to the server log, never to the client.
     _log.error("unexpected error serving %s", request.url.path, exc_info=exc)
-    return _json(500, "internal server error; see the server log")
+    return error_response(500, "internal server error; see the server log")
 
 
 exception_handlers = {

@@ -45,9 +45,10 @@ def _op(summary: str, params: list[dict[str, Any]], content: dict[str, Any],
         *, ok: str = "200", body: dict[str, Any] | None = None) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "parameters": params, "responses": {
         ok: {"description": "OK", **({"content": content} if content else {})},
-        "400": _ERROR, "403": _ERROR, "404": _ERROR, "409": _ERROR, "413": _ERROR}}
+        **{code: _ERROR for code in ("400", "403", "404", "409", "413", "421", "503")}}}
     if body is not None:
         op["requestBody"] = body
+        op["responses"].update({code: _ERROR for code in ("401", "408", "415")})
     return op
 
 
@@ -96,12 +97,15 @@ def openapi_document(writable: bool) -> dict[str, Any]:
         raw_path: {"get": _op("DVID raw subvolume, little-endian, x fastest", raw_params,
                               _BINARY)},
         "/zarr/{repo}/{version}/{key}": {"get": _op(
-            "A version as plain zarr v3 (zarr.json documents and chunk keys; Range, CORS)",
+            "A version as plain zarr v3 (zarr.json documents and chunk keys; Range; CORS for "
+            "the origins the server allows)",
             [_param("repo", description="Repo name"),
              _param("version", description="UUID, prefix or :branch"),
              _param("key", description="zarr key, e.g. zarr.json or img/c/0/0/0")],
             {"application/json": {"schema": {}}, **_BINARY})},
     }
+    paths["/zarr/{repo}/{version}/{key}"]["get"]["responses"].update({
+        "206": {"description": "The requested byte range", "content": _BINARY}, "416": _ERROR})
     if writable:
         paths["/api/node/{uuid}/lock"] = {"post": _op("Lock an open version", [_UUID],
                                                       _ANY_JSON, body=message_body)}
@@ -115,7 +119,9 @@ def openapi_document(writable: bool) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "diced viewer API", "version": "1",
                  "description": "Read (and with --allow-writes, change) a diced store. "
-                                "Axis conventions: see docs/viewer.md."},
+                                "Changes come only from the server's own pages and from "
+                                "programs; axis conventions and the security model: see "
+                                "docs/viewer.md."},
         "paths": paths,
         "components": {"schemas": {"Error": {"type": "object", "required": ["error", "status"],
                                              "properties": {"error": {"type": "string"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +15,15 @@ from PIL import Image
 from diced.array import DicedArray
 from diced_viewer._errors import ApiError, TooLarge
 
-__all__ = ["MAX_PLANE_EDGE", "Plane", "bounds", "label_colours", "read_plane", "to_png"]
+__all__ = ["MAX_PLANE_EDGE", "PNG_BYTES_PER_PIXEL", "Plane", "PlanePlan", "bounds",
+           "label_colours", "plan_plane", "read_plane", "to_png"]
 
 #: Largest edge of a plane image, in pixels (after downsampling).
 MAX_PLANE_EDGE = 4096
+#: Bytes per pixel a PNG needs besides the plane itself: the RGB image, PIL's copy of it,
+#: and the encoded PNG (at most about the image's size).
+PNG_BYTES_PER_PIXEL = 9
+_BLOCK_PIXELS = 2**18
 
 
 @dataclass(frozen=True)
@@ -38,9 +44,25 @@ def bounds(array: DicedArray) -> list[tuple[int, int]]:
     return [(0, n) for n in array.shape]
 
 
-def read_plane(array: DicedArray, rows_axis: int, cols_axis: int, index: list[int],
+@dataclass(frozen=True)
+class PlanePlan:
+    """What :func:`read_plane` will read: the selection and the plane's size, before reading."""
+
+    selection: tuple[Any, ...]
+    rows_axis: int
+    cols_axis: int
+    origin: tuple[int, int]
+    step: tuple[int, int]
+    shape: tuple[int, int]
+
+    @property
+    def pixels(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+
+def plan_plane(array: DicedArray, rows_axis: int, cols_axis: int, index: list[int],
                max_width: int, max_height: int,
-               region: tuple[int, int, int, int] | None = None) -> Plane:
+               region: tuple[int, int, int, int] | None = None) -> PlanePlan:
     """The plane of ``rows_axis`` × ``cols_axis`` through ``index``, at most the given size.
 
     ``region`` (``row_start, row_stop, col_start, col_stop``, clipped to the array) limits
@@ -77,21 +99,70 @@ def read_plane(array: DicedArray, rows_axis: int, cols_axis: int, index: list[in
     step_c = max(1, math.ceil((c1 - c0) / max_width))
     selection[rows_axis] = slice(r0, r1, step_r)
     selection[cols_axis] = slice(c0, c1, step_c)
-    data = np.asarray(array[tuple(selection)])
-    if rows_axis > cols_axis:
+    shape = (math.ceil((r1 - r0) / step_r), math.ceil((c1 - c0) / step_c))
+    return PlanePlan(tuple(selection), rows_axis, cols_axis, (r0, c0), (step_r, step_c), shape)
+
+
+def read_plane(array: DicedArray, plan: PlanePlan) -> Plane:
+    """The plane ``plan`` describes, rows first."""
+    data = np.asarray(array[plan.selection])
+    if plan.rows_axis > plan.cols_axis:
         data = data.T
-    return Plane(np.ascontiguousarray(data), rows_axis, cols_axis, (r0, c0), (step_r, step_c))
+    return Plane(np.ascontiguousarray(data), plan.rows_axis, plan.cols_axis, plan.origin,
+                 plan.step)
+
+
+def _row_blocks(data: npt.NDArray[Any]) -> Iterator[slice]:
+    """Row ranges of about :data:`_BLOCK_PIXELS` pixels, so temporaries stay small."""
+    rows = max(1, _BLOCK_PIXELS // max(1, data.shape[1]))
+    for start in range(0, data.shape[0], rows):
+        yield slice(start, start + rows)
 
 
 def label_colours(data: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     """RGB colours for label ids: a fixed hash per id, black for 0 (background)."""
-    ids = data.astype(np.uint64)
-    h = ids * np.uint64(0x9E3779B97F4A7C15)
-    h ^= h >> np.uint64(29)
-    rgb = np.stack([(h >> np.uint64(s)) & np.uint64(0xFF) for s in (0, 8, 16)], axis=-1)
-    rgb = (rgb.astype(np.uint16) // 2 + 96).astype(np.uint8)  # bright, never black
-    rgb[ids == 0] = 0
+    rgb = np.empty((*data.shape, 3), np.uint8)
+    for rows in _row_blocks(data):
+        ids = data[rows].astype(np.uint64)
+        h = ids * np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(29)
+        for channel, shift in enumerate((0, 8, 16)):
+            byte = ((h >> np.uint64(shift)) & np.uint64(0xFF)).astype(np.uint8)
+            rgb[rows, ..., channel] = byte // 2 + 96  # bright, never black
+        rgb[rows][ids == 0] = 0
     return rgb
+
+
+def _default_window(data: npt.NDArray[Any]) -> tuple[float, float]:
+    """The dtype's range for 8-bit integers; else the finite minimum and maximum."""
+    if data.dtype.kind in "biu" and data.dtype.itemsize == 1:
+        return (0.0, 1.0) if data.dtype.kind == "b" else (
+            float(np.iinfo(data.dtype).min), float(np.iinfo(data.dtype).max))
+    if data.size == 0:
+        return 0.0, 1.0
+    if data.dtype.kind in "biu":
+        return float(data.min()), float(data.max())
+    low, high = math.inf, -math.inf
+    for rows in _row_blocks(data):
+        block = data[rows]
+        finite = block[np.isfinite(block)]
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    return (low, high) if low <= high else (0.0, 1.0)
+
+
+def _grey(data: npt.NDArray[Any], low: float, high: float) -> npt.NDArray[np.uint8]:
+    span = high - low if high > low else 1.0
+    grey = np.empty(data.shape, np.uint8)
+    for rows in _row_blocks(data):
+        values = data[rows].astype(np.float64)
+        values -= low
+        values /= span
+        values *= 255.0
+        np.nan_to_num(values, copy=False)
+        np.clip(values, 0, 255, out=values)
+        grey[rows] = np.rint(values)
+    return grey
 
 
 def to_png(plane: Plane, *, label: bool, lo: float | None, hi: float | None) -> bytes:
@@ -99,27 +170,15 @@ def to_png(plane: Plane, *, label: bool, lo: float | None, hi: float | None) -> 
 
     The default window of integer dtypes of at most 8 bits is the dtype's range, so a
     uint8 plane's PNG holds the voxel values unchanged; other dtypes default to the
-    plane's minimum and maximum.
+    plane's minimum and maximum. Work is done in blocks of rows, so the memory it needs
+    is the plane, its 8-bit image and the PNG (see :data:`PNG_BYTES_PER_PIXEL`).
     """
-    data = plane.data
     if label:
-        image = Image.fromarray(label_colours(data))
+        image = Image.fromarray(label_colours(plane.data))
     else:
-        values = data.astype(np.float64)
-        if data.dtype.kind in "biu" and data.dtype.itemsize == 1:
-            default_lo, default_hi = (0.0, 1.0) if data.dtype.kind == "b" else (
-                float(np.iinfo(data.dtype).min), float(np.iinfo(data.dtype).max))
-        elif values.size:
-            finite = values[np.isfinite(values)]
-            default_lo = float(finite.min()) if finite.size else 0.0
-            default_hi = float(finite.max()) if finite.size else 1.0
-        else:
-            default_lo, default_hi = 0.0, 1.0
-        low = default_lo if lo is None else lo
-        high = default_hi if hi is None else hi
-        span = high - low if high > low else 1.0
-        grey = np.clip(np.nan_to_num((values - low) / span * 255.0), 0, 255)
-        image = Image.fromarray(np.rint(grey).astype(np.uint8))
+        default_lo, default_hi = _default_window(plane.data)
+        image = Image.fromarray(_grey(plane.data, default_lo if lo is None else lo,
+                                      default_hi if hi is None else hi))
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()

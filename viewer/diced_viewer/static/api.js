@@ -17,12 +17,25 @@ export async function getJSON(path) {
   return (await check(await fetch(path))).json();
 }
 
+// A server started with --token needs it for changes: the page is opened once as
+// /?token=SECRET; the token then lives in this tab's sessionStorage, not in the address bar.
+function writeToken() {
+  const url = new URL(location.href);
+  const given = url.searchParams.get("token");
+  if (given) {
+    sessionStorage.setItem("diced-token", given);
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url);
+  }
+  return sessionStorage.getItem("diced-token");
+}
+
+const TOKEN = writeToken();
+
 export async function postJSON(path, body) {
-  const response = await fetch(path, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
+  const headers = { "Content-Type": "application/json" };
+  if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
+  const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
   return (await check(response)).json();
 }
 
