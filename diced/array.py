@@ -25,7 +25,17 @@ from zarr.storage import StorePath
 from diced.chunk_access import ChunkAccess, metadata_of
 from diced.chunkio import ChunkCodec, fit_value, read_selection, write_selection
 from diced.context import ArrayAddress, StoreContext
-from diced.errors import InvalidIndexError, InvalidInputError, LockedError
+from diced.errors import InvalidIndexError, InvalidInputError, LockedError, NotFoundError
+from diced.pyramid import (
+    PyramidSpec,
+    PyramidUpdate,
+    bring_up,
+    level_name,
+    level_tag,
+    plan_spec,
+    pyramid_of,
+    remove,
+)
 from diced.selection import SelectionPlan, plan, unbounded_problem
 from diced.versioning.node import ArrayInfo, NodeView
 from diced.zarr_store import NodeStore
@@ -117,6 +127,7 @@ class DicedArray:
         attrs = info.zarr.get("attributes", {}).get("diced", {})
         self._islabel = bool(attrs.get("islabel3D", False))
         self._unbounded = bool(attrs.get("unbounded", False))
+        self._level = level_tag(info.zarr)
         store = NodeStore(self._ctx, self._view, read_only=self._readonly)
         store.pin(info)
         self._zarr = zarr.Array(AsyncArray(self._metadata, StorePath(store, self.name)))
@@ -286,6 +297,12 @@ class DicedArray:
         return p.to_numpy(result)
 
     def _check_writable(self) -> None:
+        if self._level is not None:
+            raise InvalidInputError(
+                f"array {self.name!r} is level {self._level.level} of the pyramid of "
+                f"{self._level.of!r}, computed from it: write to {self._level.of!r} instead "
+                "(its levels follow at update_pyramid() or lock_node)"
+            )
         if self._readonly:
             raise LockedError(
                 f"array {self.name!r} is read-only here (locked version {self._view.uuid} or a "
@@ -356,3 +373,93 @@ class DicedArray:
         meta = self._metadata.update_shape(new).to_buffer_dict(default_buffer_prototype())
         self._view.set_array_metadata(self.name, json.loads(meta["zarr.json"].to_bytes()),
                                       self._info.id)
+
+    # -- pyramids ---------------------------------------------------------------------------
+
+    @property
+    def pyramid(self) -> PyramidSpec | None:
+        """The pyramid this array is level 0 of (levels, factors, method), or ``None``."""
+        self._sync()
+        return pyramid_of(self._info.zarr)
+
+    def build_pyramid(self, levels: int | None = None, factors: Any = None,
+                      method: str | None = None, *, progress: bool | None = None
+                      ) -> list[DicedArray]:
+        """Build (or rebuild) a multiscale pyramid of this array at this open node.
+
+        Level ``k`` is the array ``<name>.s<k>`` of the same version, each a downsample
+        of the one below; ``lock_node`` keeps them exact in every version. Levels that
+        already match are only updated. See docs/pyramids.md.
+
+        Parameters
+        ----------
+        levels
+            Levels above this one; ``None``: until every downsampled axis fits in one
+            chunk.
+        factors
+            Per-axis factor from one level to the next, e.g. ``(1, 2, 2)``; default 2 on
+            every axis. A sequence of such tuples gives one per level.
+        method
+            ``mean``, ``mode``, ``min``, ``max`` or ``nearest``; default ``mode`` for label
+            volumes and booleans, ``mean`` otherwise.
+        progress
+            Show a progress bar (default: when stdout is a terminal).
+
+        Returns the levels, this array first.
+
+        Raises
+        ------
+        InvalidInputError
+            A bad argument, or this array is itself a level.
+        AlreadyExistsError
+            An array that is not a level holds a level's name.
+        LockedError
+            The node is locked (branch and build there).
+        """
+        self._check_writable()
+        self._sync()
+        spec = plan_spec(self.name, self.shape, self.storage_chunks, self.dtype,
+                         self.islabel3D, levels, factors, method)
+        self._view.guarded(lambda: bring_up(self._ctx, self._view, self.name, spec, progress))
+        return [self.level(k) for k in range(spec.levels + 1)]
+
+    def update_pyramid(self, *, progress: bool | None = None) -> PyramidUpdate:
+        """Bring this array's pyramid up to date with its writes so far, at this open node.
+
+        Recomputes only the blocks over chunks this node changed (``lock_node`` does the
+        same); returns how many blocks were computed and chunks rewritten per level.
+
+        Raises
+        ------
+        NotFoundError
+            The array has no pyramid (build one with :meth:`build_pyramid`).
+        LockedError
+            The node is locked.
+        """
+        self._check_writable()
+        spec = self.pyramid
+        if spec is None:
+            raise NotFoundError(f"array {self.name!r} has no pyramid; build one with "
+                                "build_pyramid()")
+        return self._view.guarded(
+            lambda: bring_up(self._ctx, self._view, self.name, spec, progress)[0])
+
+    def delete_pyramid(self) -> None:
+        """Delete this array's pyramid (its level arrays) at this open node."""
+        self._check_writable()
+        self._view.guarded(lambda: remove(self._view, self.name))
+        self._sync()
+
+    def level(self, level: int) -> DicedArray:
+        """Level ``level`` of this array's pyramid (0: this array), at the same version.
+
+        Raises :class:`NotFoundError` when the pyramid has no such level.
+        """
+        spec = self.pyramid
+        if level == 0:
+            return self
+        if spec is None or not isinstance(level, int) or not 0 < level <= spec.levels:
+            have = "no pyramid" if spec is None else f"levels 0 to {spec.levels}"
+            raise NotFoundError(f"array {self.name!r} has {have}, not level {level!r}")
+        info = self._view.array(level_name(self.name, level))
+        return DicedArray(self._ctx, self._view, info, readonly=self._readonly)

@@ -18,6 +18,16 @@ from diced.chunk_access import metadata_of
 from diced.codecs import jpeg_codec
 from diced.context import StoreContext
 from diced.errors import InvalidInputError, LockedError
+from diced.pyramid import (
+    after_seal,
+    before_lock,
+    bring_up,
+    check_deletable,
+    delete_levels,
+    is_level_name,
+    plan_spec,
+    pyramid_of,
+)
 from diced.versioning.graph import VersionGraph
 from diced.versioning.node import NodeView
 from diced.versioning.records import NodeRecord, RepoRecord
@@ -168,14 +178,17 @@ class DicedRepo:
         """Lock the current node forever with commit ``message``.
 
         Cost is proportional to the chunks written in this node, not to array size or
-        history. Raises :class:`LockedError` if it is already locked.
+        history. Pyramids are brought up to date first, at a cost proportional to the
+        chunks they cover (see docs/pyramids.md). Raises :class:`LockedError` if it is
+        already locked.
         """
         if not isinstance(message, str):
             raise InvalidInputError(f"the lock message must be a string, not {message!r}")
         view = self._writable_view()
         if view.locked:
             raise LockedError(f"version node {self.uuid} is already locked")
-        view.lock(message)
+        seen = before_lock(self._ctx, view)
+        view.lock(message, prepare=lambda: after_seal(self._ctx, view, seen))
         self._view = self._open_view(self.uuid)
 
     def create_branch(self, message: str, name: str | None = None) -> str:
@@ -232,7 +245,7 @@ class DicedRepo:
     def create_array(self, name: str, dtype: ArrayDtype | Any, dims: int = 3,
                      shape: Sequence[int] | None = None, chunks: Sequence[int] | None = None,
                      islabel3D: bool = False,
-                     lossycompression: bool = False) -> DicedArray:
+                     lossycompression: bool = False, pyramid: bool = False) -> DicedArray:
         """Create an array at the current (open) node and return it.
 
         Parameters
@@ -251,6 +264,9 @@ class DicedRepo:
             Flag a 3-D uint64 label volume (the viewer colours its ids).
         lossycompression
             JPEG-compress a uint8 array (needs imagecodecs).
+        pyramid
+            Keep a multiscale pyramid of the array with the default levels, factors and
+            method (``arr.build_pyramid()``); see docs/pyramids.md.
 
         Raises
         ------
@@ -267,6 +283,9 @@ class DicedRepo:
                 f"invalid array name {name!r}: use letters, digits, '_', '.', '-' (up to 200, "
                 "not starting with '.' or '-')"
             )
+        if is_level_name(name):
+            raise InvalidInputError(f"invalid array name {name!r}: names ending in '.s' and "
+                                    "digits are reserved for pyramid levels")
         np_dtype = _parse_dtype(dtype)
         if shape is not None:
             shape = check_shape(shape, "shape")
@@ -288,8 +307,12 @@ class DicedRepo:
                                 "lossycompression": bool(lossycompression)}}
         meta = _zarr_metadata(shape if shape is not None else (UNBOUNDED,) * dims,
                               chunk_shape, np_dtype, attributes, lossycompression)
-        info = view.create_array(name, meta)
-        return DicedArray(self._ctx, view, info, readonly=self.readonly)
+        view.create_array(name, meta)
+        if pyramid:
+            spec = plan_spec(name, tuple(meta["shape"]), chunk_shape, np_dtype, islabel3D,
+                             None, None, None)
+            bring_up(self._ctx, view, name, spec, False)
+        return DicedArray(self._ctx, view, view.array(name), readonly=self.readonly)
 
     def get_array(self, name: str) -> DicedArray:
         """The array ``name`` at the current node; :class:`NotFoundError` if absent."""
@@ -313,8 +336,17 @@ class DicedRepo:
         return out
 
     def delete_array(self, name: str) -> None:
-        """Delete array ``name`` at the current (open) node; ancestors keep it."""
-        self._writable_view().delete_array(name)
+        """Delete array ``name`` at the current (open) node; ancestors keep it.
+
+        The levels of its pyramid go with it; a level alone cannot be deleted
+        (:class:`InvalidInputError`): use ``delete_pyramid()`` on its array.
+        """
+        view = self._writable_view()
+        check_deletable(view, name)
+        info = view.find_array(name) if isinstance(name, str) else None
+        view.delete_array(name)
+        if info is not None and pyramid_of(info.zarr) is not None:
+            delete_levels(view, name)
 
     def zarr_store(self) -> NodeStore:
         """A zarr v3 Store of the current node (read-only when locked or readonly)."""

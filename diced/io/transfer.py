@@ -39,9 +39,9 @@ from diced.errors import (
     NotFoundError,
 )
 from diced.io.destination import open_destination
-from diced.io.progress import TransferProgress
 from diced.io.slabs import Slab, plan_slabs, stream
 from diced.io.source import Source, open_source
+from diced.progress import TransferProgress
 from diced.repo import DicedRepo
 
 __all__ = ["export_array", "import_array"]

@@ -499,13 +499,21 @@ class NodeView:
 
     # -- locking ----------------------------------------------------------------------------
 
-    def lock(self, message: str) -> NodeRecord:
+    def lock(self, message: str,
+             prepare: Callable[[], Mapping[str, Mapping[Coords, bytes | None]]] | None = None,
+             ) -> NodeRecord:
         """Make the node immutable forever; return its locked record.
 
         Steps (each crash-safe, see docs/format.md): seal the record (open → sealing) so
-        no new write starts; fold pointers into new index trees and write the manifest
-        (create-only, content-addressed, idempotent); swap the record to locked. A node
-        left sealing by a crash is finished by the next ``lock``.
+        no new write starts; run ``prepare``; fold pointers into new index trees and write
+        the manifest (create-only, content-addressed, idempotent); swap the record to
+        locked. A node left sealing by a crash is finished by the next ``lock``.
+
+        ``prepare`` finishes derived data (pyramids) once no write can start: it writes
+        pointers directly, must be idempotent, and returns, by array id, the pointers it
+        built on; those arrays are locked with exactly these pointers, so a write still in
+        flight at the seal (whose writer gets :class:`ConflictError`) cannot slip in
+        behind it.
 
         Raises
         ------
@@ -523,7 +531,8 @@ class NodeView:
                     f"version node {self.uuid} is being locked by another process"
                 )
             record = sealed
-        manifest = self._build_manifest()
+        frozen = prepare() if prepare is not None else {}
+        manifest = self._build_manifest(frozen)
         data = manifest.to_bytes()
         manifest_hex = digest(data).hex()
         self.backend.put_if_absent(keys.manifest(self.repo, manifest_hex), data)
@@ -534,10 +543,11 @@ class NodeView:
         self._switch(final, manifest)
         return final
 
-    def _build_manifest(self) -> Manifest:
+    def _build_manifest(self, frozen: Mapping[str, Mapping[Coords, bytes | None]]
+                        ) -> Manifest:
         arrays = {}
         for name, info in self.arrays().items():
-            changes = self.pointers(info)
+            changes = dict(frozen[info.id]) if info.id in frozen else self.pointers(info)
             root, height = (info.base.root, info.base.height) if info.base else (None, 1)
             root, height = self.index(info.ndim).update(root, height, changes)
             written = [c for c, d in changes.items() if d is not None]

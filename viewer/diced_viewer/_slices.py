@@ -46,7 +46,11 @@ def bounds(array: DicedArray) -> list[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class PlanePlan:
-    """What :func:`read_plane` will read: the selection and the plane's size, before reading."""
+    """What :func:`read_plane` will read: the selection and the plane's size, before reading.
+
+    ``selection`` indexes pyramid level ``level`` of the array (0: the array itself);
+    ``origin`` and ``step`` are in the array's own voxels.
+    """
 
     selection: tuple[Any, ...]
     rows_axis: int
@@ -54,6 +58,7 @@ class PlanePlan:
     origin: tuple[int, int]
     step: tuple[int, int]
     shape: tuple[int, int]
+    level: int = 0
 
     @property
     def pixels(self) -> int:
@@ -67,8 +72,10 @@ def plan_plane(array: DicedArray, rows_axis: int, cols_axis: int, index: list[in
 
     ``region`` (``row_start, row_stop, col_start, col_stop``, clipped to the array) limits
     the plane to a window, which a zoomed-in view fetches at full resolution.
-    Downsampling keeps every n-th voxel (nearest neighbour), so values stay exact: labels
-    keep their ids and the value under the cursor is a real voxel value.
+    An array with a pyramid is read from its coarsest level that still fills the plane
+    (block means, or modes for labels), so a zoomed-out plane costs about as much as one
+    of its size on screen; otherwise downsampling keeps every n-th voxel (nearest
+    neighbour), so labels keep their ids and the value under the cursor is a real voxel.
     """
     ndim = array.ndim
     if ndim < 2:
@@ -97,15 +104,60 @@ def plan_plane(array: DicedArray, rows_axis: int, cols_axis: int, index: list[in
                        "nothing written yet)", 404)
     step_r = max(1, math.ceil((r1 - r0) / max_height))
     step_c = max(1, math.ceil((c1 - c0) / max_width))
+    coarse = _coarsest_level(array, rows_axis, cols_axis, step_r, step_c)
+    if coarse is not None:
+        return _level_plan(coarse, selection, rows_axis, cols_axis, (r0, r1, c0, c1),
+                           max_width, max_height)
     selection[rows_axis] = slice(r0, r1, step_r)
     selection[cols_axis] = slice(c0, c1, step_c)
     shape = (math.ceil((r1 - r0) / step_r), math.ceil((c1 - c0) / step_c))
     return PlanePlan(tuple(selection), rows_axis, cols_axis, (r0, c0), (step_r, step_c), shape)
 
 
+def _coarsest_level(array: DicedArray, rows_axis: int, cols_axis: int, step_r: int,
+                    step_c: int) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
+    """``(level, scale, shape)`` of the coarsest pyramid level no coarser than the steps.
+
+    ``None`` when the array has no pyramid, no level is coarse enough, or the levels do
+    not have the shapes level 0 calls for (an open version resized since its last update).
+    """
+    spec = array.pyramid
+    if spec is None:
+        return None
+    shapes = spec.shapes(array.shape)
+    for level in range(spec.levels, 0, -1):
+        scale = spec.scale(level)
+        if scale[rows_axis] <= step_r and scale[cols_axis] <= step_c:
+            if array.level(level).shape != shapes[level]:
+                return None
+            return level, scale, shapes[level]
+    return None
+
+
+def _level_plan(coarse: tuple[int, tuple[int, ...], tuple[int, ...]], selection: list[Any],
+                rows_axis: int, cols_axis: int, box: tuple[int, int, int, int],
+                max_width: int, max_height: int) -> PlanePlan:
+    """The plan reading the window ``box`` (level-0 voxels) from a pyramid level."""
+    level, scale, shape = coarse
+    out = [at if at is None else at // f for at, f in zip(selection, scale, strict=True)]
+    origin, step, size = [], [], []
+    for axis, lo, hi, most in ((rows_axis, box[0], box[1], max_height),
+                               (cols_axis, box[2], box[3], max_width)):
+        f = scale[axis]
+        start, stop = lo // f, min(-(-hi // f), shape[axis])
+        stride = max(1, math.ceil((stop - start) / most))
+        out[axis] = slice(start, stop, stride)
+        origin.append(start * f)
+        step.append(stride * f)
+        size.append(math.ceil((stop - start) / stride))
+    return PlanePlan(tuple(out), rows_axis, cols_axis, (origin[0], origin[1]),
+                     (step[0], step[1]), (size[0], size[1]), level)
+
+
 def read_plane(array: DicedArray, plan: PlanePlan) -> Plane:
     """The plane ``plan`` describes, rows first."""
-    data = np.asarray(array[plan.selection])
+    source = array.level(plan.level) if plan.level else array
+    data = np.asarray(source[plan.selection])
     if plan.rows_axis > plan.cols_axis:
         data = data.T
     return Plane(np.ascontiguousarray(data), plan.rows_axis, plan.cols_axis, plan.origin,

@@ -2,8 +2,6 @@
 // label colours, the value under the cursor, and a compare-with-version mode.
 import { el, enc, getJSON, getPlane } from "./api.js";
 
-const MAX_EDGE = 1024; // plane images are downsampled to at most this many pixels a side
-
 function axisNames(ndim) {
   if (ndim === 2) return ["y", "x"];
   if (ndim === 3) return ["z", "y", "x"];
@@ -200,8 +198,9 @@ export async function arrayPage(app, setCrumbs, repoName, uuid, name) {
 
   async function load(refit) {
     const mine = ++request;
+    // A plane of the canvas's size: the server reads the coarsest pyramid level that fills it.
     const params = { rows: state.rows, cols: state.cols, index: state.index.join(","),
-                     width: MAX_EDGE, height: MAX_EDGE };
+                     width: main.canvas.width, height: main.canvas.height };
     const [plane, other] = await Promise.all([
       getPlane(uuid, name, params),
       state.other ? getPlane(state.other, name, params).catch(() => null) : null]);

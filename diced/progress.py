@@ -1,4 +1,4 @@
-"""The progress bar of an import or export: bytes done, rate and time left.
+"""Progress bars of long operations (import, export, pyramids): bytes done, rate, time left.
 
 Shown with rich on a terminal, hidden when stdout is not one (a pipe, a log file, a test)
 or when asked to be quiet. Advancing it is safe from any thread.
