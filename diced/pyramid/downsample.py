@@ -77,51 +77,81 @@ def _pieces(n: int, f: int) -> list[tuple[int, int, int, int]]:
     return pieces
 
 
+def _offsets(part: npt.NDArray[Any], block: tuple[int, ...]) -> list[npt.NDArray[Any]]:
+    """The block's voxels as strided views, one per offset inside the block."""
+    return [part[tuple(slice(o, None, b) for o, b in zip(offset, block, strict=True))]
+            for offset in itertools.product(*(range(b) for b in block))]
+
+
+def _fold(part: npt.NDArray[Any], block: tuple[int, ...], combine: np.ufunc,
+          dtype: Any = None) -> npt.NDArray[Any]:
+    """Combine the voxels of each block with ``combine``, one axis at a time.
+
+    Strided slices combined element-wise are far faster in numpy than a reduction over
+    the inner axes of a reshaped array. ``dtype`` is the accumulator's.
+    """
+    out, accumulator = part, dtype if dtype is not None else part.dtype
+    for axis, b in enumerate(block):
+        if b == 1:
+            continue
+        views = [out[(slice(None),) * axis + (slice(o, None, b),)] for o in range(b)]
+        acc = views[0].astype(accumulator)
+        for view in views[1:]:
+            combine(acc, view, out=acc)
+        out = acc
+    return out if out is not part else part.astype(accumulator)
+
+
 def _reduce(part: npt.NDArray[Any], block: tuple[int, ...], method: str) -> npt.NDArray[Any]:
     """Reduce ``part`` (a whole number of ``block``-shaped blocks per axis) block by block."""
-    split: list[int] = []
-    for n, b in zip(part.shape, block, strict=True):
-        split += [n // b, b]
-    grouped = part.reshape(split)
-    inner = tuple(range(1, 2 * part.ndim, 2))
     if method == "min":
-        return np.asarray(grouped.min(axis=inner))
+        return _fold(part, block, np.minimum)
     if method == "max":
-        return np.asarray(grouped.max(axis=inner))
+        return _fold(part, block, np.maximum)
     if method == "mean":
-        return _mean(grouped, inner, math.prod(block))
-    return _mode(grouped, inner)
+        return _mean(part, block)
+    return _mode(part, block)
 
 
-def _mean(grouped: npt.NDArray[Any], inner: tuple[int, ...], count: int) -> npt.NDArray[Any]:
-    dtype = grouped.dtype
+def _accumulator(dtype: np.dtype[Any], count: int) -> Any:
+    """The smallest signed integer type that holds a sum of ``count`` values of ``dtype``."""
+    info = np.iinfo(dtype)
+    bound = count * max(abs(int(info.min)), int(info.max))
+    for candidate in (np.int16, np.int32):
+        if bound <= np.iinfo(candidate).max:
+            return candidate
+    return np.int64
+
+
+def _mean(part: npt.NDArray[Any], block: tuple[int, ...]) -> npt.NDArray[Any]:
+    dtype, count = part.dtype, math.prod(block)
     if dtype.kind == "f":
-        total = grouped.sum(axis=inner, dtype=np.float64)
+        total = _fold(part, block, np.add, np.float64)
         return np.asarray(total / count).astype(dtype)
     if dtype.kind == "b":
-        return _mean(grouped.view(np.uint8), inner, count).astype(bool)
+        return _mean(part.view(np.uint8), block).astype(bool)
     if dtype.itemsize <= 4:
-        # count × 2³² stays far inside int64 for any block of fewer than 2³¹ voxels.
-        floor, rest = np.divmod(grouped.sum(axis=inner, dtype=np.int64), count)
+        # Sums of fewer than 2³¹ values of 32 bits stay far inside int64.
+        floor, rest = np.divmod(_fold(part, block, np.add, _accumulator(dtype, count)), count)
     else:
-        floor, rest = _wide_divmod(grouped, inner, count)
+        floor, rest = _wide_divmod(part, block, count)
     # Round half to even: up when the remainder is over half, or exactly half on an odd floor.
-    up = (2 * rest > count) | ((2 * rest == count) & (floor % 2 == 1))
+    up = (2 * rest.astype(np.int64) > count) | ((2 * rest.astype(np.int64) == count)
+                                                 & (floor % 2 == 1))
     return np.asarray(floor + up).astype(dtype)
 
 
-def _wide_divmod(grouped: npt.NDArray[Any], inner: tuple[int, ...], count: int
+def _wide_divmod(part: npt.NDArray[Any], block: tuple[int, ...], count: int
                  ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """``divmod(block sum, count)`` of 64-bit integers, exactly, without overflow.
 
     Each value is split into its high and low 32 bits; their block sums fit in 64 bits,
     and ``sum = high·2³² + low`` is divided by ``count`` in two steps.
     """
-    signed = grouped.dtype.kind == "i"
-    unsigned = grouped.view(np.uint64)
-    low = np.bitwise_and(unsigned, _LOW32).sum(axis=inner, dtype=np.uint64)
-    high_values = (grouped >> 32) if signed else (unsigned >> np.uint64(32))
-    high = high_values.sum(axis=inner, dtype=np.int64 if signed else np.uint64)
+    signed = part.dtype.kind == "i"
+    unsigned = part.view(np.uint64)
+    low = _fold(np.bitwise_and(unsigned, _LOW32), block, np.add)
+    high = _fold((part >> 32) if signed else (unsigned >> np.uint64(32)), block, np.add)
     high_floor, high_rest = np.divmod(high, count)
     rest = high_rest.astype(np.uint64) * np.uint64(2**32) + low
     low_floor, remainder = np.divmod(rest, np.uint64(count))
@@ -130,13 +160,41 @@ def _wide_divmod(grouped: npt.NDArray[Any], inner: tuple[int, ...], count: int
     return floor, remainder.astype(np.int64)
 
 
-def _mode(grouped: npt.NDArray[Any], inner: tuple[int, ...]) -> npt.NDArray[Any]:
+#: Blocks up to this many voxels take the mode by comparing every pair of voxels; larger
+#: ones sort each block.
+_PAIRWISE_MODE = 16
+
+
+def _mode(part: npt.NDArray[Any], block: tuple[int, ...]) -> npt.NDArray[Any]:
     """The most frequent value of each block; ties go to the smallest value."""
-    outer = tuple(range(0, grouped.ndim, 2))
+    views = _offsets(part, block)
+    if len(views) == 1:
+        return views[0].copy()
+    if len(views) > _PAIRWISE_MODE:
+        return _sorted_mode(part, block)
+    counts = [np.ones(views[0].shape, dtype=np.int16) for _ in views]
+    for i, j in itertools.combinations(range(len(views)), 2):
+        same = views[i] == views[j]
+        counts[i] += same
+        counts[j] += same
+    top = np.maximum.reduce(counts)
+    # Among the values that occur most often, the smallest.
+    kind = part.dtype.kind
+    largest = np.inf if kind == "f" else True if kind == "b" else np.iinfo(part.dtype).max
+    best = np.full(top.shape, largest, dtype=part.dtype)
+    for view, count in zip(views, counts, strict=True):
+        np.copyto(best, np.minimum(best, view), where=count == top)
+    return best
+
+
+def _sorted_mode(part: npt.NDArray[Any], block: tuple[int, ...]) -> npt.NDArray[Any]:
+    split: list[int] = []
+    for n, b in zip(part.shape, block, strict=True):
+        split += [n // b, b]
+    grouped = part.reshape(split)
+    outer, inner = tuple(range(0, grouped.ndim, 2)), tuple(range(1, grouped.ndim, 2))
     out_shape = tuple(grouped.shape[a] for a in outer)
     rows = np.transpose(grouped, outer + inner).reshape(math.prod(out_shape), -1)
-    if rows.shape[1] == 1:
-        return rows.reshape(out_shape).copy()
     ordered = np.sort(rows, axis=1)
     # run[:, j]: how many equal values end at column j of the sorted row. The first column
     # where the longest run ends belongs to the smallest of the most frequent values.

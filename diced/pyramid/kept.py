@@ -20,6 +20,7 @@ The level arrays of a pyramid follow its level 0 (see docs/pyramids.md):
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +42,13 @@ __all__ = ["after_seal", "before_lock", "bring_up", "check_deletable", "delete_l
            "remove", "unlisted_levels"]
 
 Coords = tuple[int, ...]
+#: What the last update of each pyramid in this process saw, by node view and array name
+#: (with the ids of the level arrays it updated). The next update of the same view starts
+#: from it, so building a pyramid and then locking the node does not compute it twice.
+#: Digests name content, so an entry can be old but never wrong: whatever changed since
+#: has another digest and is recomputed.
+_last_seen: weakref.WeakKeyDictionary[NodeView, dict[str, tuple[tuple[str, ...], Seen]]] = \
+    weakref.WeakKeyDictionary()
 #: Passes after sealing before the lock goes ahead: each finds only chunks written by
 #: writes that were already running when the node was sealed.
 _SEALED_PASSES = 5
@@ -176,8 +184,11 @@ def bring_up(ctx: StoreContext, view: NodeView, name: str, target: PyramidSpec,
             level = Level(ctx, view, view.array(level.info.name))
         levels.append(level)
     kept = PyramidSpec(target.factors[:keep], target.method)
+    ids = tuple(level.info.id for level in levels)
+    last = _last_seen.get(view, {}).get(name)
     if keep:
-        done, seen = refresh(view, levels, kept, progress=progress)
+        start = last[1] if last is not None and last[0][:len(ids)] == ids else None
+        done, seen = refresh(view, levels, kept, seen=start, progress=progress)
     else:
         done, seen = PyramidUpdate((), ()), Seen()
     computed, rewritten = list(done.computed), list(done.rewritten)
@@ -191,6 +202,7 @@ def bring_up(ctx: StoreContext, view: NodeView, name: str, target: PyramidSpec,
         computed += more.computed
         rewritten += more.rewritten
         info = _declare(view, view.array(name), PyramidSpec(target.factors[:k], target.method))
+    _last_seen.setdefault(view, {})[name] = (tuple(level.info.id for level in levels), seen)
     return PyramidUpdate(tuple(computed), tuple(rewritten)), seen
 
 
