@@ -15,8 +15,9 @@ import numpy.typing as npt
 from benchmarks.plan import Layout, Plan
 from diced.demo import synthetic_volume
 
-__all__ = ["ARRAYS", "Box", "aligned_boxes", "box_of_chunk", "ensure_tiff_stack",
-           "ensure_volumes", "load_volume", "random_blocks", "unaligned_boxes"]
+__all__ = ["ARRAYS", "Box", "aligned_boxes", "box_of_chunk", "distinct_chunks",
+           "ensure_tiff_stack", "ensure_volumes", "load_volume", "random_blocks",
+           "tiled_volume", "unaligned_boxes"]
 
 #: A rectangular selection: one slice per axis.
 Box = tuple[slice, ...]
@@ -66,6 +67,13 @@ def load_volume(layout: Layout, name: str) -> npt.NDArray[Any]:
     return volume
 
 
+def tiled_volume(layout: Layout, name: str, size: int) -> npt.NDArray[Any]:
+    """The volume ``name`` repeated along every axis and cut to a cube of edge ``size``."""
+    volume = load_volume(layout, name)
+    reps = tuple(-(-size // n) for n in volume.shape)
+    return np.ascontiguousarray(np.tile(volume, reps)[(slice(0, size),) * volume.ndim])
+
+
 def _rng(plan: Plan, purpose: str, rep: int) -> np.random.Generator:
     """A generator for one purpose and repetition: the same for every system."""
     return np.random.default_rng([plan.seed, rep, *purpose.encode()])
@@ -81,6 +89,14 @@ def aligned_boxes(plan: Plan, count: int, purpose: str, rep: int) -> list[Box]:
     grid = plan.size // plan.chunk
     indices = _rng(plan, purpose, rep).integers(0, grid, size=(count, 3))
     return [box_of_chunk(plan, tuple(int(i) for i in row)) for row in indices]
+
+
+def distinct_chunks(plan: Plan, size: int, count: int, purpose: str, rep: int) -> list[Box]:
+    """``count`` different whole chunks of a cube of edge ``size``."""
+    grid = size // plan.chunk
+    picked = _rng(plan, purpose, rep).choice(grid**3, size=count, replace=False)
+    return [box_of_chunk(plan, tuple(int(i) for i in np.unravel_index(flat, (grid,) * 3)))
+            for flat in picked]
 
 
 def unaligned_boxes(plan: Plan, edge: int, count: int, purpose: str, rep: int) -> list[Box]:

@@ -11,17 +11,19 @@ from dataclasses import dataclass
 from benchmarks.data import ARRAYS
 from benchmarks.plan import Plan
 
-__all__ = ["ALL_SYSTEMS", "IMPORTING", "WORKLOADS", "Measure", "catalogue"]
+__all__ = ["ALL_SYSTEMS", "IMPORTING", "PYRAMIDS", "WORKLOADS", "Measure", "catalogue"]
 
 ALL_SYSTEMS = ("diced-open", "diced-locked", "zarr", "tensorstore", "icechunk")
 _COMMITTING = ("diced-locked", "icechunk")
 _BRANCHING = ("diced-open", "diced-locked", "icechunk")
 #: Systems with a TIFF-stack importer (diced's own; zarr fed slab by slab by tifffile).
 IMPORTING = ("diced-open", "zarr")
+#: Systems that keep pyramids per version (diced's own, updated in an open node).
+PYRAMIDS = ("diced-open",)
 
 #: Workloads selectable with ``--workloads``, in the order they run.
 WORKLOADS = ("bulk-write", "bulk-read", "random-reads", "rmw", "branch-bytes", "history",
-             "import")
+             "import", "pyramid")
 
 
 @dataclass(frozen=True)
@@ -100,5 +102,17 @@ def catalogue(plan: Plan) -> list[Measure]:
                 "GB/s", True, IMPORTING),
         Measure("import.peak_increase", "import", group, "peak RSS increase during the import",
                 "MB", False, IMPORTING),
+    ]
+    p = plan.pyramid_size
+    group = f"pyramid · image {p}³ uint8, {c}³ chunks, {plan.pyramid_edits}-chunk edit"
+    out += [
+        Measure("pyramid.update", "pyramid", group, "update_pyramid after the edit", "ms",
+                False, PYRAMIDS),
+        Measure("pyramid.update_chunks", "pyramid", group,
+                "level chunks rewritten by the update", "chunks", False, PYRAMIDS),
+        Measure("pyramid.rebuild", "pyramid", group, "build the pyramid from scratch", "ms",
+                False, PYRAMIDS),
+        Measure("pyramid.rebuild_chunks", "pyramid", group,
+                "level chunks written by the build", "chunks", False, PYRAMIDS),
     ]
     return out

@@ -13,7 +13,8 @@ __all__ = ["FULL", "QUICK", "Layout", "Plan", "Task"]
 class Plan:
     """Sizes and repetition counts of one benchmark run.
 
-    Every array is a cube of edge ``size`` with cubic chunks of edge ``chunk``. Each figure
+    Every array is a cube of edge ``size`` with cubic chunks of edge ``chunk`` (the pyramid
+    workload's of edge ``pyramid_size``, where ``pyramid_edits`` chunks are edited). Each figure
     in the table is the median over ``reps`` repetitions, each in a fresh process (the
     history chain is built once; its lock, commit and branch times are the median of
     ``reps`` probes at each depth).
@@ -28,6 +29,8 @@ class Plan:
     rmw_edge: int
     depths: tuple[int, ...]
     depth_reads: int
+    pyramid_size: int
+    pyramid_edits: int
     reps: int
     seed: int = 2024
 
@@ -43,13 +46,16 @@ class Plan:
         return cls(**{**data, "depths": tuple(data["depths"])})
 
 
-#: The issue's plan: 512³ volumes, 1000 random reads of each kind, history depth 1000.
+#: The issue's plan: 512³ volumes, 1000 random reads of each kind, history depth 1000, a
+#: pyramid over 1024³ updated after a 10-chunk edit.
 FULL = Plan(size=512, chunk=64, aligned_reads=1000, unaligned_reads=1000, unaligned_edge=100,
-            rmw_writes=200, rmw_edge=10, depths=(1, 100, 1000), depth_reads=200, reps=5)
+            rmw_writes=200, rmw_edge=10, depths=(1, 100, 1000), depth_reads=200,
+            pyramid_size=1024, pyramid_edits=10, reps=5)
 
 #: A smoke test of the harness (numbers are meaningless): tiny sizes, one repetition.
 QUICK = Plan(size=128, chunk=64, aligned_reads=20, unaligned_reads=20, unaligned_edge=100,
-             rmw_writes=20, rmw_edge=10, depths=(1, 5), depth_reads=10, reps=1)
+             rmw_writes=20, rmw_edge=10, depths=(1, 5), depth_reads=10, pyramid_size=256,
+             pyramid_edits=10, reps=1)
 
 
 @dataclass(frozen=True)

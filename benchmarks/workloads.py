@@ -33,9 +33,11 @@ from benchmarks.data import (
     Box,
     aligned_boxes,
     box_of_chunk,
+    distinct_chunks,
     ensure_tiff_stack,
     load_volume,
     random_blocks,
+    tiled_volume,
     unaligned_boxes,
 )
 from benchmarks.plan import Task
@@ -343,6 +345,54 @@ def import_stack(task: Task) -> Outcome:
              "import.peak_increase": [(peak - before) / 1e6]}, {"codecs": codecs})
 
 
+def pyramid_update(task: Task) -> Outcome:
+    """A pyramid's update after a few whole-chunk edits, against building it from scratch.
+
+    Untimed: the image, tiled to a cube of edge ``pyramid_size``, is written to a new
+    diced array. Timed: ``build_pyramid()`` of the whole volume (the rebuild every edit
+    would need without incremental updates); then, in a branch of the locked version,
+    ``update_pyramid()`` after ``pyramid_edits`` random whole chunks were rewritten
+    (untimed). Chunk counts are level chunks written (not level 0's).
+    """
+    from diced import DicedStore
+    from diced.pyramid import downsample
+
+    layout, plan = task.layout, task.plan
+    volume = tiled_volume(layout, "image", plan.pyramid_size)
+    root = layout.scratch(task.system, task.workload, task.rep)
+    if root.exists():
+        shutil.rmtree(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with DicedStore(str(root)) as store:
+        repo = store.create_repo("bench", "pyramid")
+        arr = repo.create_array("image", volume.dtype, shape=volume.shape,
+                                chunks=(plan.chunk,) * 3)
+        arr[...] = volume
+        _warm_memory(volume.nbytes // 2)
+        start = time.perf_counter()
+        levels = arr.build_pyramid(progress=False)
+        rebuild = time.perf_counter() - start
+        built = sum(len(level.chunk_digests()) for level in levels[1:])
+        repo.lock_node("volume and pyramid")
+        repo.change_version(repo.create_branch("edit"))
+        arr = repo.get_array("image")
+        boxes = distinct_chunks(plan, plan.pyramid_size, plan.pyramid_edits, "pyramid",
+                                task.rep)
+        for step, box in enumerate(boxes):
+            arr[box] = _edited_chunk(volume, box, step)
+        start = time.perf_counter()
+        report = arr.update_pyramid(progress=False)
+        update = time.perf_counter() - start
+        first = tuple(slice(s.start // 2, s.stop // 2) for s in boxes[0])
+        _check(arr.level(1)[first], downsample(arr[boxes[0]], (2, 2, 2), "mean"),
+               "diced pyramid update")
+    shutil.rmtree(root)
+    return ({"pyramid.update": [update * 1e3],
+             "pyramid.update_chunks": [float(report.total_rewritten)],
+             "pyramid.rebuild": [rebuild * 1e3],
+             "pyramid.rebuild_chunks": [float(built)]}, {})
+
+
 #: Worker workload name → function.
 RUNNERS: dict[str, Callable[[Task], Outcome]] = {
     "bulk-write": bulk_write,
@@ -353,4 +403,5 @@ RUNNERS: dict[str, Callable[[Task], Outcome]] = {
     "history": history_build,
     "history-reads": history_reads,
     "import": import_stack,
+    "pyramid": pyramid_update,
 }

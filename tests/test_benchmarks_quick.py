@@ -33,6 +33,7 @@ GROUPS = {
     "history depth 1": VERSIONED,
     "history depth 5": VERSIONED,
     "import · TIFF stack of image 128³": {"diced·open", "zarr"},
+    "pyramid · image 256³": {"diced·open"},
 }
 
 

@@ -135,10 +135,12 @@ def _mean(part: npt.NDArray[Any], block: tuple[int, ...]) -> npt.NDArray[Any]:
         floor, rest = np.divmod(_fold(part, block, np.add, _accumulator(dtype, count)), count)
     else:
         floor, rest = _wide_divmod(part, block, count)
-    # Round half to even: up when the remainder is over half, or exactly half on an odd floor.
-    up = (2 * rest.astype(np.int64) > count) | ((2 * rest.astype(np.int64) == count)
-                                                 & (floor % 2 == 1))
-    return np.asarray(floor + up).astype(dtype)
+    # Round half to even: up when the remainder is over half, or exactly half on an odd
+    # floor. (rest < count, so twice the rest fits the accumulator.)
+    twice = rest * 2
+    up = (twice > count) | ((twice == count) & (floor % 2 == 1))
+    floor += up
+    return floor.astype(dtype, copy=False)
 
 
 def _wide_divmod(part: npt.NDArray[Any], block: tuple[int, ...], count: int

@@ -217,7 +217,7 @@ def check_deletable(view: NodeView, name: str) -> None:
 
     Raises :class:`InvalidInputError` naming how to remove the pyramid instead.
     """
-    info = view.find_array(name)
+    info = view.find_array(name) if isinstance(name, str) else None
     tag = None if info is None else level_tag(info.zarr)
     if tag is None or name != level_name(tag.of, tag.level):
         return

@@ -246,3 +246,30 @@ def test_deleting_level_0_or_the_pyramid_deletes_the_levels(store: DicedStore) -
     assert [n for n, _ in repo.list_instances()] == ["b"]
     repo.lock_node("no pyramids")
     assert [n for n, _ in repo.list_instances()] == ["b"]
+
+
+def test_unbounded_and_2d_arrays(store: DicedStore) -> None:
+    repo = _repo(store)
+    sparse = repo.create_array("sparse", np.uint16)  # unbounded: 2**31 - 1 per axis
+    rng = np.random.default_rng(9)
+    region = rng.integers(0, 999, (40, 24, 32)).astype(np.uint16)
+    origin = (8000, 1600, 640)  # divisible by 2**3
+    sparse[tuple(slice(o, o + n) for o, n in zip(origin, region.shape, strict=True))] = region
+    sparse.build_pyramid(levels=3)
+    want = pyramid_oracle(region, [(2, 2, 2)] * 3, "mean")
+    for k in (1, 2, 3):
+        level = sparse.level(k)
+        assert level.unbounded and level.shape == (math.ceil((2**31 - 1) / 2**k),) * 3
+        box = tuple(slice(o >> k, (o >> k) + n) for o, n in
+                    zip(origin, want[k].shape, strict=True))
+        np.testing.assert_array_equal(level[box], want[k])
+        assert len(level.chunk_digests()) <= len(sparse.chunk_digests())
+
+    plane = np.arange(50 * 70, dtype=np.float64).reshape(50, 70) / 8
+    flat = repo.create_array("plane", np.float64, shape=plane.shape, chunks=(16, 16))
+    flat[...] = plane
+    shapes = [lv.shape for lv in flat.build_pyramid()]
+    assert shapes == [(50, 70), (25, 35), (13, 18), (7, 9)]  # 18 > 16: one more level
+    _check(flat, plane, [(2, 2)] * 3, "mean")
+    repo.lock_node("sparse and flat")
+    _check(repo.get_array("plane"), plane, [(2, 2)] * 3, "mean")
