@@ -29,9 +29,7 @@ from diced.errors import AlreadyExistsError, InvalidInputError
 from diced.pyramid.chunks import Level, parent_chunks
 from diced.pyramid.refresh import PyramidUpdate, Seen, refresh
 from diced.pyramid.spec import (
-    LEVEL_NAME,
     PyramidSpec,
-    is_level_name,
     level_name,
     level_tag,
     pyramid_of,
@@ -171,23 +169,30 @@ def bring_up(ctx: StoreContext, view: NodeView, name: str, target: PyramidSpec,
                 and declared.factors[keep] == target.factors[keep] \
                 and _usable(view, info, target, keep + 1):
             keep += 1
-    if declared != target:
+    if declared != target or keep < target.levels:
+        # Level 0 lists only the levels kept until the others are complete again.
         info = _declare(view, info, PyramidSpec(target.factors[:keep], target.method)
                         if keep else None)
         delete_levels(view, name, target.levels)
     shapes = target.shapes(tuple(info.zarr["shape"]))
     levels = [Level(ctx, view, info)]
+    resized = False
     for k in range(1, keep + 1):
         level = Level(ctx, view, view.array(level_name(name, k)))
         if level.shape != shapes[k]:
             _resize(view, levels[-1], level, target.factors[k - 1], shapes[k])
             level = Level(ctx, view, view.array(level.info.name))
+            resized = True
         levels.append(level)
     kept = PyramidSpec(target.factors[:keep], target.method)
     ids = tuple(level.info.id for level in levels)
     last = _last_seen.get(view, {}).get(name)
     if keep:
-        start = last[1] if last is not None and last[0][:len(ids)] == ids else None
+        # A resize marks edge chunks with their current bytes, which what this process
+        # saw before may equal: start afresh then.
+        start = None
+        if last is not None and last[0][:len(ids)] == ids and not resized:
+            start = last[1]
         done, seen = refresh(view, levels, kept, seen=start, progress=progress)
     else:
         done, seen = PyramidUpdate((), ()), Seen()
@@ -236,8 +241,7 @@ def unlisted_levels(arrays: Mapping[str, ArrayInfo]) -> list[str]:
     out = []
     for name, info in arrays.items():
         tag = level_tag(info.zarr)
-        match = LEVEL_NAME.match(name)
-        if tag is None or match is None or name != level_name(tag.of, tag.level):
+        if tag is None or name != level_name(tag.of, tag.level):
             continue
         owner = arrays.get(tag.of)
         spec = None if owner is None else pyramid_of(owner.zarr)
@@ -248,9 +252,9 @@ def unlisted_levels(arrays: Mapping[str, ArrayInfo]) -> list[str]:
 
 def _pyramids(arrays: Mapping[str, ArrayInfo]) -> list[tuple[ArrayInfo, PyramidSpec]]:
     found = []
-    for name, info in arrays.items():
+    for info in arrays.values():
         spec = pyramid_of(info.zarr)
-        if spec is not None and not is_level_name(name):
+        if spec is not None:
             found.append((info, spec))
     return found
 

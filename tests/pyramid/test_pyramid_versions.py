@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+import zarr
 from _pyramid_oracle import pyramid_oracle
 
 from diced import DicedArray, DicedRepo, DicedStore
@@ -273,3 +274,34 @@ def test_unbounded_and_2d_arrays(store: DicedStore) -> None:
     _check(flat, plane, [(2, 2)] * 3, "mean")
     repo.lock_node("sparse and flat")
     _check(repo.get_array("plane"), plane, [(2, 2)] * 3, "mean")
+
+
+def test_resizing_in_the_node_that_built_the_pyramid(store: DicedStore) -> None:
+    repo = _repo(store)
+    rng = np.random.default_rng(12)
+    data = rng.integers(0, 256, (21, 19, 33)).astype(np.uint8)
+    arr = repo.create_array("vol", np.uint8, shape=data.shape, chunks=(8, 8, 8))
+    arr[...] = data
+    arr.build_pyramid(levels=2)
+    for shape in ((23, 19, 40), (13, 11, 33)):  # grow an odd edge, then shrink
+        arr.resize(shape)
+        grown = np.zeros(shape, np.uint8)
+        common = tuple(slice(0, min(a, b)) for a, b in zip(shape, data.shape, strict=True))
+        grown[common] = data[common]
+        data = grown
+        arr.update_pyramid()
+        _check(arr, data, [(2, 2, 2)] * 2, "mean")
+
+
+def test_a_level_deleted_behind_diceds_back_is_rebuilt_at_lock(store: DicedStore) -> None:
+    repo = _repo(store)
+    data = np.random.default_rng(13).integers(0, 256, (16, 16, 16)).astype(np.uint8)
+    arr = repo.create_array("vol", np.uint8, shape=data.shape, chunks=(4, 4, 4))
+    arr[...] = data
+    arr.build_pyramid(levels=3)
+    repo.lock_node("built")
+    repo.change_version(repo.create_branch("zarr client"))
+    zarr.open_group(repo.zarr_store(), mode="r+").__delitem__("vol.s2")
+    assert "vol.s2" not in dict(repo.list_instances())
+    repo.lock_node("levels restored")
+    _check(repo.get_array("vol"), data, [(2, 2, 2)] * 3, "mean")
