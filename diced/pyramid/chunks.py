@@ -87,16 +87,15 @@ class Level:
         return self._zarr.decode(data)
 
     def _encode(self, chunk: npt.NDArray[Any]) -> bytes | None:
-        if not self.fill_value:
-            is_fill = not chunk.any() and not (self.dtype.kind == "f"
-                                               and np.signbit(chunk).any())
-        else:
-            is_fill = bool(np.all(chunk == self.fill_value))
-        if is_fill:
-            return None
+        """Stored bytes of a whole chunk; ``None`` when it is the fill value everywhere."""
         if self._fast is not None:
             return self._fast.encode(chunk)
         assert self._zarr is not None
+        # -0.0 equals a fill value of 0.0 but is not it: such a chunk must be stored.
+        same_sign = self.dtype.kind != "f" or bool(
+            (np.signbit(chunk) == np.signbit(self.fill_value)).all())
+        if same_sign and np.array_equal(chunk, np.broadcast_to(self.fill_value, chunk.shape)):
+            return None
         return self._zarr.encode(chunk)
 
     def read_region(self, lo: tuple[int, ...], hi: tuple[int, ...],
