@@ -42,7 +42,7 @@ from zarr.core.metadata import ArrayV3Metadata
 from diced import zarr_pipeline
 from diced.chunk_access import ChunkAccess, metadata_of
 from diced.context import NodeAddress, StoreContext
-from diced.errors import InvalidInputError, StorageError
+from diced.errors import InvalidInputError, ReadOnlyStoreError, StorageError
 from diced.versioning.node import ZARR_OBJECT_PREFIX, ArrayInfo, NodeView
 
 __all__ = ["ARRAY_NAME", "NodeStore", "check_array_metadata", "parse_chunk_key"]
@@ -143,6 +143,14 @@ class NodeStore(Store):
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickles as an address; unpickling reopens the store (see diced.context).
         return (self.ctx.reopen_node_store, (self.address,))
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            state = "a locked version" if self.view.locked else "opened read-only"
+            raise ReadOnlyStoreError(
+                f"store was opened in read-only mode and does not support writing: version "
+                f"{self.view.uuid} is {state}; create a branch (create_branch) and write there"
+            )
 
     def with_read_only(self, read_only: bool = False) -> NodeStore:
         # docstring inherited

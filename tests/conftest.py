@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from diced import DicedStore
+from diced import DicedRepo, DicedStore
 
 
 @pytest.fixture
@@ -15,3 +15,9 @@ def store(tmp_path: Path) -> Iterator[DicedStore]:
     """A new store on the local filesystem, closed after the test."""
     with DicedStore(str(tmp_path / "store.diced")) as s:
         yield s
+
+
+@pytest.fixture
+def repo(store: DicedStore) -> DicedRepo:
+    """A new repo at its open root node, in the ``store`` fixture."""
+    return store.create_repo("r", "test repo")
