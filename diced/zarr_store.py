@@ -224,16 +224,22 @@ class NodeStore(Store):
             return self.view.read_blob(found)
         return _DEFAULT_ROOT if key == "zarr.json" else None
 
-    async def get(self, key: str, prototype: BufferPrototype | None = None,
-                  byte_range: ByteRequest | None = None) -> Buffer | None:
-        # docstring inherited
+    def get_sync(self, key: str, *, prototype: BufferPrototype | None = None,
+                 byte_range: ByteRequest | None = None) -> Buffer | None:
+        """:meth:`get` without an event loop (zarr's ``SupportsGetSync``)."""
         if byte_range is not None and not isinstance(
                 byte_range, RangeByteRequest | OffsetByteRequest | SuffixByteRequest):
             raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
-        data = await asyncio.to_thread(self._get_sync, key)
+        data = self._get_sync(key)
         if data is None:
             return None
         return (prototype or default_buffer_prototype()).buffer.from_bytes(_slice(data, byte_range))
+
+    async def get(self, key: str, prototype: BufferPrototype | None = None,
+                  byte_range: ByteRequest | None = None) -> Buffer | None:
+        # docstring inherited
+        return await asyncio.to_thread(self.get_sync, key, prototype=prototype,
+                                       byte_range=byte_range)
 
     async def get_partial_values(self, prototype: BufferPrototype,
                                  key_ranges: Iterable[tuple[str, ByteRequest | None]]
@@ -305,10 +311,14 @@ class NodeStore(Store):
             return
         self.view.write_file(self._object_name(key), data)
 
+    def set_sync(self, key: str, value: Buffer) -> None:
+        """:meth:`set` without an event loop (zarr's ``SupportsSetSync``)."""
+        self._check_writable()
+        self._set_sync(key, value.to_bytes())
+
     async def set(self, key: str, value: Buffer) -> None:
         # docstring inherited
-        self._check_writable()
-        await asyncio.to_thread(self._set_sync, key, value.to_bytes())
+        await asyncio.to_thread(self.set_sync, key, value)
 
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
         # docstring inherited
@@ -336,10 +346,14 @@ class NodeStore(Store):
         if self.view.find_file(self._object_name(key)) is not None:
             self.view.delete_file(self._object_name(key))
 
+    def delete_sync(self, key: str) -> None:
+        """:meth:`delete` without an event loop (zarr's ``SupportsDeleteSync``)."""
+        self._check_writable()
+        self._delete_sync(key)
+
     async def delete(self, key: str) -> None:
         # docstring inherited
-        self._check_writable()
-        await asyncio.to_thread(self._delete_sync, key)
+        await asyncio.to_thread(self.delete_sync, key)
 
     def _delete_dir_sync(self, prefix: str) -> None:
         prefix = prefix.rstrip("/")
