@@ -9,7 +9,10 @@ more edit (when the parent must still read as before).
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from diced import DicedRepo
+from diced import DicedRepo, DicedStore
 
 ENCODINGS: list[dict[str, Any]] = [
     {"name": "default", "separator": "/"},
@@ -134,30 +137,52 @@ def check(repo: DicedRepo, spec: Spec, expected: np.ndarray[Any, Any]) -> None:
         assert_same(arr[near], np.full(spec.shape, spec.fill, spec.dtype))
 
 
+def run_both_paths(repo: DicedRepo, data: st.DataObject) -> None:
+    """One example: make an array, edit it through both paths, lock, branch, edit again."""
+    spec = data.draw(specs())
+    expected = np.full(spec.shape, spec.fill, spec.dtype)
+    create(repo, spec)
+    check(repo, spec, expected)
+    for _ in range(data.draw(st.integers(1, 4))):
+        edit = data.draw(edits(spec))
+        apply(repo, spec, edit)
+        expected[edit[1]] = edit[2]
+        check(repo, spec, expected)
+    repo.lock_node("locked")
+    parent = repo.get_current_version()
+    check(repo, spec, expected)
+    repo.change_version(repo.create_branch("edit"))
+    child_expected = expected.copy()
+    edit = data.draw(edits(spec))
+    apply(repo, spec, edit)
+    child_expected[edit[1]] = edit[2]
+    check(repo, spec, child_expected)
+    repo.lock_node("child locked")
+    check(repo, spec, child_expected)
+    repo.change_version(parent)
+    check(repo, spec, expected)
+
+
+def differential_test(location: Callable[[], str], examples: int
+                      ) -> Callable[[], None]:
+    """The kit as a test over stores at ``location()`` (one store, a new repo per example)."""
+    @settings(max_examples=examples, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        with DicedStore(location()) as store:
+            run_both_paths(store.create_repo(f"r{uuid.uuid4().hex}"), data)
+
+    return run
+
+
 @settings(max_examples=120, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
-def test_both_paths_read_what_numpy_holds(data: st.DataObject) -> None:
-    spec = data.draw(specs())
-    expected = np.full(spec.shape, spec.fill, spec.dtype)
+def test_both_paths_read_what_numpy_holds_in_memory(data: st.DataObject) -> None:
     with scratch_repo() as repo:
-        create(repo, spec)
-        check(repo, spec, expected)
-        for _ in range(data.draw(st.integers(1, 4))):
-            edit = data.draw(edits(spec))
-            apply(repo, spec, edit)
-            expected[edit[1]] = edit[2]
-            check(repo, spec, expected)
-        repo.lock_node("locked")
-        parent = repo.get_current_version()
-        check(repo, spec, expected)
-        repo.change_version(repo.create_branch("edit"))
-        child_expected = expected.copy()
-        edit = data.draw(edits(spec))
-        apply(repo, spec, edit)
-        child_expected[edit[1]] = edit[2]
-        check(repo, spec, child_expected)
-        repo.lock_node("child locked")
-        check(repo, spec, child_expected)
-        repo.change_version(parent)
-        check(repo, spec, expected)
+        run_both_paths(repo, data)
+
+
+def test_both_paths_read_what_numpy_holds_on_local_disk(tmp_path: Path) -> None:
+    differential_test(lambda: str(tmp_path / "store"), examples=30)()

@@ -161,8 +161,9 @@ class MultiWriterMachine(RuleBasedStateMachine):
 
 @pytest.mark.slow
 def test_multi_writer_machine(tmp_path: Path) -> None:
-    MultiWriterMachine.location = str(tmp_path / "store")
+    at_location = type("LocalMultiWriterMachine", (MultiWriterMachine,),
+                       {"location": str(tmp_path / "store")})
     machine = settings(max_examples=6, stateful_step_count=6, deadline=None,
-                       suppress_health_check=list(HealthCheck))(MultiWriterMachine)
+                       suppress_health_check=list(HealthCheck))(at_location)
     machine.TestCase().runTest()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,13 +23,19 @@ from diced.versioning.node import ZARR_OBJECT_PREFIX
 from diced.zarr_store import NodeStore
 
 
-class TestNodeStore(StoreTests[NodeStore, cpu.Buffer]):
+class NodeStoreKit(StoreTests[NodeStore, cpu.Buffer]):
+    """The kit over a NodeStore of a new repo in the store at the ``location`` fixture."""
+
     store_cls = NodeStore
     buffer_cls = cpu.Buffer
 
     @pytest.fixture
-    def diced_store(self) -> Iterator[DicedStore]:
-        with DicedStore(f"memory://zarr-store-kit/{uuid.uuid4().hex}") as store:
+    def location(self) -> str:
+        raise NotImplementedError("subclasses give a fresh store location")
+
+    @pytest.fixture
+    def diced_store(self, location: str) -> Iterator[DicedStore]:
+        with DicedStore(location) as store:
             yield store
 
     @pytest.fixture
@@ -52,3 +59,15 @@ class TestNodeStore(StoreTests[NodeStore, cpu.Buffer]):
 
     def test_store_supports_listing(self, store: NodeStore) -> None:
         assert store.supports_listing
+
+
+class TestMemoryNodeStore(NodeStoreKit):
+    @pytest.fixture
+    def location(self) -> str:
+        return f"memory://zarr-store-kit/{uuid.uuid4().hex}"
+
+
+class TestLocalNodeStore(NodeStoreKit):
+    @pytest.fixture
+    def location(self, tmp_path: Path) -> str:
+        return str(tmp_path / "store")
