@@ -116,9 +116,10 @@ def _expand(value: npt.NDArray[Any], indexer: BasicIndexer, ndim: int) -> npt.ND
 def read_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer) -> Any:
     """Read a basic selection; returns an ndarray, or a numpy scalar for a single element."""
     out = np.empty(indexer.shape, dtype=codec.dtype)
+    projections = {p.chunk_coords: p for p in indexer}
 
-    def work(p: ChunkProjection) -> None:
-        data = access.read(p.chunk_coords)
+    def use(coords: tuple[int, ...], data: bytes | None) -> None:
+        p = projections[coords]
         if data is None:
             out[p.out_selection] = codec.fill_value
             return
@@ -126,7 +127,7 @@ def read_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer
         out[p.out_selection] = part.squeeze(axis=indexer.drop_axes) if indexer.drop_axes \
             else part
 
-    access.run(work, indexer)
+    access.read_each(projections, use)
     return out[()] if out.shape == () else out
 
 

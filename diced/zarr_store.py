@@ -40,7 +40,7 @@ from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 from zarr.core.metadata import ArrayV3Metadata
 
 from diced import zarr_pipeline
-from diced.chunk_access import ChunkAccess, metadata_of
+from diced.chunk_access import ChunkAccess, metadata_of, slice_bytes
 from diced.context import NodeAddress, StoreContext
 from diced.errors import InvalidInputError, ReadOnlyStoreError, StorageError
 from diced.versioning.node import ZARR_OBJECT_PREFIX, ArrayInfo, NodeView
@@ -93,18 +93,6 @@ def check_array_metadata(doc: Any) -> ArrayV3Metadata:
     if type(meta.chunk_grid).__name__ != "RegularChunkGrid":
         raise InvalidInputError("diced stores arrays with a regular chunk grid only")
     return meta
-
-
-def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
-    if byte_range is None:
-        return data
-    if isinstance(byte_range, RangeByteRequest):
-        return data[byte_range.start:byte_range.end]
-    if isinstance(byte_range, OffsetByteRequest):
-        return data[byte_range.offset:]
-    if isinstance(byte_range, SuffixByteRequest):
-        return data[len(data) - byte_range.suffix:] if byte_range.suffix else b""
-    raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
 
 
 class NodeStore(Store):
@@ -233,7 +221,8 @@ class NodeStore(Store):
         data = self._get_sync(key)
         if data is None:
             return None
-        return (prototype or default_buffer_prototype()).buffer.from_bytes(_slice(data, byte_range))
+        buffer = (prototype or default_buffer_prototype()).buffer
+        return buffer.from_bytes(slice_bytes(data, byte_range))
 
     async def get(self, key: str, prototype: BufferPrototype | None = None,
                   byte_range: ByteRequest | None = None) -> Buffer | None:

@@ -92,6 +92,9 @@ class ObjectStore(ABC):
     atomic_conditional_writes: bool = True
     #: The backend accepts writes at all.
     writable: bool = True
+    #: Every request crosses a network (a bucket): one listing can replace many gets, and
+    #: many requests should be in flight at once.
+    remote: bool = False
 
     @abstractmethod
     def get(self, key: str) -> bytes | None:

@@ -16,6 +16,7 @@ class ForwardingObjectStore(ObjectStore):
         self.inner = inner
         self.atomic_conditional_writes = inner.atomic_conditional_writes
         self.writable = inner.writable
+        self.remote = inner.remote
 
     def get(self, key: str) -> bytes | None:
         # docstring inherited
