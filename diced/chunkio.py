@@ -77,17 +77,22 @@ class ChunkCodec:
 
     def encode(self, chunk: npt.NDArray[Any]) -> bytes | None:
         """Stored bytes of ``chunk``, or ``None`` when it equals the fill value everywhere."""
-        if self._is_fill(chunk):
-            return None
         chunk = np.ascontiguousarray(chunk, dtype=self.dtype)
         if self.compressor is None:
-            return chunk.tobytes()
-        return bytes(self.compressor.encode(chunk))
+            return None if self._is_fill(chunk) else chunk.tobytes()
+        encoded = self.compressor.encode(chunk)
+        # Only a chunk that compresses 16-fold can be one repeated value (a fill chunk
+        # compresses 30- to 4000-fold with every codec here), so the full scan that decides
+        # runs only for those: most chunks skip it.
+        if len(encoded) * 16 <= chunk.nbytes and self._is_fill(chunk):
+            return None
+        return bytes(encoded)
 
     def _is_fill(self, chunk: npt.NDArray[Any]) -> bool:
         if not self.fill_value:
             # A float chunk of -0.0 is not the fill value +0.0: it must be stored.
-            return not chunk.any() and not (self.dtype.kind == "f" and np.signbit(chunk).any())
+            return np.count_nonzero(chunk) == 0 and not (
+                self.dtype.kind == "f" and np.signbit(chunk).any())
         return bool(np.all(chunk == self.fill_value))
 
     def fill(self) -> npt.NDArray[Any]:

@@ -35,7 +35,7 @@ def test_whole_chunk_write(counted: tuple[DicedStore, CountingObjectStore], k: i
     requests.reset()
     arr[_box(k)] = 1
     # node record before and after, the array's entry; per chunk a blob and a pointer
-    assert dict(requests.calls) == {"get_versioned": 2, "get": 1, "put_if_absent": k, "put": k}
+    assert dict(requests.calls) == {"get_versioned": 2, "get": 1, "put_immutable": k, "put": k}
 
 
 def test_partial_chunk_write(counted: tuple[DicedStore, CountingObjectStore]) -> None:
@@ -46,7 +46,7 @@ def test_partial_chunk_write(counted: tuple[DicedStore, CountingObjectStore]) ->
     arr[0, 0, 0] = 2
     # + the pointer with its version token, the blob; then a conditional pointer write,
     # with no second read of the pointer
-    assert dict(requests.calls) == {"get_versioned": 3, "get": 2, "put_if_absent": 1,
+    assert dict(requests.calls) == {"get_versioned": 3, "get": 2, "put_immutable": 1,
                                     "put_if_match": 1}
 
 
@@ -90,7 +90,7 @@ def test_lock_and_branch(counted: tuple[DicedStore, CountingObjectStore]) -> Non
     # files, read them, write one index page and the manifest, flip the record, reopen
     assert requests.calls["put_if_match"] == 1 and requests.calls["compare_and_swap"] == 1
     assert requests.calls["list_prefix"] == 3
-    assert requests.calls["put_if_absent"] == 2  # one page, one manifest
+    assert requests.calls["put_immutable"] == 1 and requests.calls["put_if_absent"] == 1
     requests.reset()
     repo.create_branch("child")
     # the parent's record; the child's record and claim (create-only); the branch hint

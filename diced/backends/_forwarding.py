@@ -38,6 +38,10 @@ class ForwardingObjectStore(ObjectStore):
         # docstring inherited
         return self.inner.put_if_absent(key, data)
 
+    def put_immutable(self, key: str, data: bytes) -> None:
+        # docstring inherited
+        self.inner.put_immutable(key, data)
+
     def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
         # docstring inherited
         return self.inner.compare_and_swap(key, expected, new)

@@ -65,6 +65,11 @@ class CountingObjectStore(ForwardingObjectStore):
         self.calls["put_if_absent"] += 1
         return self.inner.put_if_absent(key, data)
 
+    def put_immutable(self, key: str, data: bytes) -> None:
+        # docstring inherited
+        self.calls["put_immutable"] += 1
+        self.inner.put_immutable(key, data)
+
     def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
         # docstring inherited
         self.calls["compare_and_swap"] += 1

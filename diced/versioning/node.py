@@ -397,7 +397,7 @@ class NodeView:
     def store_blob(self, data: bytes) -> bytes:
         """Store ``data`` as a content-addressed blob (create-only); return its digest."""
         blob_digest = digest(data)
-        self.backend.put_if_absent(keys.blob(self.repo, blob_digest.hex()), data)
+        self.backend.put_immutable(keys.blob(self.repo, blob_digest.hex()), data)
         return blob_digest
 
     def publish_chunk(self, info: ArrayInfo, coords: Coords, data: bytes | None,
