@@ -188,7 +188,7 @@ class DicedRepo:
         if view.locked:
             raise LockedError(f"version node {self.uuid} is already locked")
         seen = before_lock(self._ctx, view)
-        view.lock(message, prepare=lambda: after_seal(self._ctx, view, seen))
+        view.lock(message, prepare=lambda arrays: after_seal(self._ctx, view, arrays, seen))
         self._view = self._open_view(self.uuid)
 
     def create_branch(self, message: str, name: str | None = None) -> str:

@@ -38,9 +38,9 @@ from diced.errors import (
     LockedError,
     NotFoundError,
 )
-from diced.io.destination import open_destination
+from diced.io.formats import open_destination, open_source
 from diced.io.slabs import Slab, plan_slabs, stream
-from diced.io.source import Source, open_source
+from diced.io.source import Source
 from diced.progress import TransferProgress
 from diced.repo import DicedRepo
 

@@ -108,9 +108,9 @@ class Level:
         chunks = list(itertools.product(*(range(a, b + 1) for a, b in
                                           zip(first, last, strict=True))))
 
-        def read(chunk: Coords) -> None:
-            data, state = self.access.read_state(chunk)
-            seen[chunk] = state.digest
+        def read(chunk: Coords, data: bytes | None) -> None:
+            # Blobs are named by the digest of their bytes: this is the chunk's pointer.
+            seen[chunk] = None if data is None else digest(data)
             if data is None:
                 return
             decoded = self._decode(data)
@@ -123,7 +123,7 @@ class Level:
             out[tuple(dst)] = decoded[tuple(src)]
 
         if out.size:
-            self.access.run(read, chunks)
+            self.access.read_each(chunks, read)
         return out
 
     def write_chunk(self, coords: Coords, values: npt.NDArray[Any]) -> tuple[bool, bytes | None]:

@@ -274,8 +274,8 @@ def before_lock(ctx: StoreContext, view: NodeView) -> dict[str, Seen]:
             for info, spec in _pyramids(arrays)}
 
 
-def after_seal(ctx: StoreContext, view: NodeView, seen: Mapping[str, Seen]
-               ) -> dict[str, dict[Coords, bytes | None]]:
+def after_seal(ctx: StoreContext, view: NodeView, arrays: Mapping[str, ArrayInfo],
+               seen: Mapping[str, Seen]) -> dict[str, dict[Coords, bytes | None]]:
     """At a sealed node, recompute the blocks over chunks changed since :func:`before_lock`.
 
     Only writes that were running when the node was sealed can have changed anything, so
@@ -284,15 +284,16 @@ def after_seal(ctx: StoreContext, view: NodeView, seen: Mapping[str, Seen]
     cannot be created or resized any more: a pyramid is updated up to its first level
     that is missing or not the shape it should be.
 
-    Returns, by array id, the pointers of every level (0 included) that the last pass
-    found unchanged: the lock folds exactly these into the locked version.
+    ``arrays`` are the node's arrays as the lock listed them. Returns, by array id, the
+    pointers of every level (0 included) that the last pass found unchanged: the lock
+    folds exactly these into the locked version.
     """
     frozen: dict[str, dict[Coords, bytes | None]] = {}
-    for info, spec in _pyramids(view.arrays()):
+    for info, spec in _pyramids(arrays):
         levels = [Level(ctx, view, info)]
         shapes = spec.shapes(tuple(info.zarr["shape"]))
         for k in range(1, spec.levels + 1):
-            found = view.find_array(level_name(info.name, k))
+            found = arrays.get(level_name(info.name, k))
             if found is None or level_tag(found.zarr) is None:
                 break
             level = Level(ctx, view, found)

@@ -81,14 +81,11 @@ def _changed(view: NodeView, level: Level, index: int, seen: Seen | None,
     That is the parent's chunk, or with ``seen`` the chunk as an earlier pass saw it.
     """
     info = level.info
-    tree = view.index(info.ndim)
 
     def reference(coords: Coords) -> bytes | None:
         if seen is not None and coords in seen.at(index):
             return seen.at(index)[coords]
-        if info.base is None:
-            return None
-        return tree.lookup(info.base.root, info.base.height, coords)
+        return view.base_digest(info, coords)
 
     pointers = now.pointers[index] = view.pointers(info)
     return {c for c, d in pointers.items() if d != reference(c)}

@@ -47,7 +47,7 @@ from diced.versioning.records import (
     corrupt,
 )
 
-__all__ = ["UNCONDITIONAL", "ZARR_OBJECT_PREFIX", "ArrayInfo", "ChunkState", "NodeView",
+__all__ = ["UNCONDITIONAL", "ZARR_OBJECT_PREFIX", "ArrayInfo", "ChunkState", "NodeView", "Prepare",
            "load_manifest", "not_open_error"]
 
 T = TypeVar("T")
@@ -94,6 +94,11 @@ class ChunkState:
 
     digest: bytes | None
     token: str | None
+
+
+#: The hook :meth:`NodeView.lock` runs once the node is sealed: the node's arrays by name →
+#: the pointers to lock for some of them, by array id.
+Prepare = Callable[[Mapping[str, ArrayInfo]], Mapping[str, Mapping[Coords, bytes | None]]]
 
 
 def not_open_error(record: NodeRecord) -> LockedError:
@@ -355,10 +360,27 @@ class NodeView:
             pointer = self.backend.get_versioned(key)
             if pointer is not None:
                 return ChunkState(_pointer_digest(pointer.data, key), pointer.token)
+        return ChunkState(self.base_digest(info, coords), None)
+
+    def base_digest(self, info: ArrayInfo, coords: Coords) -> bytes | None:
+        """The digest the base tree (the parent's, at an open node) holds for ``coords``."""
         if info.base is None:
-            return ChunkState(None, None)
-        return ChunkState(self.index(info.ndim).lookup(info.base.root, info.base.height,
-                                                       coords), None)
+            return None
+        return self.index(info.ndim).lookup(info.base.root, info.base.height, coords)
+
+    def pointer_coords(self, info: ArrayInfo, firsts: set[int] | None = None) -> set[Coords]:
+        """Coordinates of the chunks with a pointer at this open node, by listing.
+
+        ``firsts`` limits the listing to chunks with those first coordinates (one listing
+        request per value, for an array of two or more dimensions); ``None`` lists them all.
+        """
+        prefixes = [keys.chunk_pointers_prefix(self.repo, self.uuid, info.id)]
+        if firsts is not None and info.ndim >= 2:
+            prefixes = [keys.chunk_pointers_slab_prefix(self.repo, self.uuid, info.id, f)
+                        for f in sorted(firsts)]
+        array_prefix = keys.chunk_pointers_prefix(self.repo, self.uuid, info.id)
+        return {keys.chunk_pointer_coords(key, array_prefix, info.ndim)
+                for prefix in prefixes for key in self.backend.list_prefix(prefix)}
 
     def read_blob(self, blob_digest: bytes) -> bytes:
         """The bytes named by ``blob_digest``, verified against it.
@@ -380,7 +402,7 @@ class NodeView:
     def store_blob(self, data: bytes) -> bytes:
         """Store ``data`` as a content-addressed blob (create-only); return its digest."""
         blob_digest = digest(data)
-        self.backend.put_if_absent(keys.blob(self.repo, blob_digest.hex()), data)
+        self.backend.put_immutable(keys.blob(self.repo, blob_digest.hex()), data)
         return blob_digest
 
     def publish_chunk(self, info: ArrayInfo, coords: Coords, data: bytes | None,
@@ -499,9 +521,7 @@ class NodeView:
 
     # -- locking ----------------------------------------------------------------------------
 
-    def lock(self, message: str,
-             prepare: Callable[[], Mapping[str, Mapping[Coords, bytes | None]]] | None = None,
-             ) -> NodeRecord:
+    def lock(self, message: str, prepare: Prepare | None = None) -> NodeRecord:
         """Make the node immutable forever; return its locked record.
 
         Steps (each crash-safe, see docs/format.md): seal the record (open → sealing) so
@@ -509,11 +529,11 @@ class NodeView:
         the manifest (create-only, content-addressed, idempotent); swap the record to
         locked. A node left sealing by a crash is finished by the next ``lock``.
 
-        ``prepare`` finishes derived data (pyramids) once no write can start: it writes
-        pointers directly, must be idempotent, and returns, by array id, the pointers it
-        built on; those arrays are locked with exactly these pointers, so a write still in
-        flight at the seal (whose writer gets :class:`ConflictError`) cannot slip in
-        behind it.
+        ``prepare(arrays)`` finishes derived data (pyramids) once no write can start: it
+        gets the node's arrays as the lock lists them, writes pointers directly, must be
+        idempotent, and returns, by array id, the pointers it built on; those arrays are
+        locked with exactly these pointers, so a write still in flight at the seal (whose
+        writer gets :class:`ConflictError`) cannot slip in behind it.
 
         Raises
         ------
@@ -531,8 +551,9 @@ class NodeView:
                     f"version node {self.uuid} is being locked by another process"
                 )
             record = sealed
-        frozen = prepare() if prepare is not None else {}
-        manifest = self._build_manifest(frozen)
+        arrays = self.arrays()
+        frozen = prepare(arrays) if prepare is not None else {}
+        manifest = self._build_manifest(arrays, frozen)
         data = manifest.to_bytes()
         manifest_hex = digest(data).hex()
         self.backend.put_if_absent(keys.manifest(self.repo, manifest_hex), data)
@@ -543,11 +564,11 @@ class NodeView:
         self._switch(final, manifest)
         return final
 
-    def _build_manifest(self, frozen: Mapping[str, Mapping[Coords, bytes | None]]
-                        ) -> Manifest:
+    def _build_manifest(self, listed: Mapping[str, ArrayInfo],
+                        frozen: Mapping[str, Mapping[Coords, bytes | None]]) -> Manifest:
         arrays = {}
-        for name, info in self.arrays().items():
-            changes = dict(frozen[info.id]) if info.id in frozen else self.pointers(info)
+        for name, info in listed.items():
+            changes = frozen[info.id] if info.id in frozen else self.pointers(info)
             root, height = (info.base.root, info.base.height) if info.base else (None, 1)
             root, height = self.index(info.ndim).update(root, height, changes)
             written = [c for c, d in changes.items() if d is not None]

@@ -119,7 +119,7 @@ def test_an_unfinished_lock_is_finished_with_exact_levels(store: DicedStore) -> 
     graph = VersionGraph(store.backend, repo.repo_uuid)
     view = NodeView.open(store.backend, graph.node(repo.uuid), store.page_cache, graph.node)
 
-    def killed() -> dict[str, dict[tuple[int, ...], bytes | None]]:
+    def killed(arrays: Any) -> dict[str, dict[tuple[int, ...], bytes | None]]:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
