@@ -72,7 +72,7 @@ def _diced_attributes(doc: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def check_dimension_names(names: Any, ndim: int) -> tuple[str, ...]:
-    """``names`` as a tuple of ``ndim`` distinct, non-empty strings; :class:`InvalidInputError` if not."""
+    """``names`` as ``ndim`` distinct, non-empty strings; :class:`InvalidInputError` if not."""
     if isinstance(names, str) or not isinstance(names, Sequence):
         raise InvalidInputError(f"dimension_names must be a sequence of {ndim} strings such as "
                                 f"{DEFAULT_DIMENSION_NAMES.get(ndim, ('a',) * ndim)}, "

@@ -409,31 +409,21 @@ class NodeStore(Store):
         # docstring inherited
         prefix = prefix.rstrip("/") + "/" if prefix else ""
         if prefix.startswith(zarr_views.OME_PREFIX + "/"):
-            for child in await asyncio.to_thread(self._ome_children, prefix):
+            for child in await asyncio.to_thread(_ome_children, self.view, prefix):
                 yield child
             return
         seen = set()
-        if not prefix and await asyncio.to_thread(self._ome_children, zarr_views.OME_PREFIX + "/"):
-            seen.add(zarr_views.OME_PREFIX)
-            yield zarr_views.OME_PREFIX
+        if not prefix:
+            ome_view: list[str] = await asyncio.to_thread(_ome_children, self.view,
+                                                          zarr_views.OME_PREFIX + "/")
+            if ome_view:
+                seen.add(zarr_views.OME_PREFIX)
+                yield zarr_views.OME_PREFIX
         for key in await asyncio.to_thread(self._keys, prefix):
             child = key[len(prefix):].split("/", 1)[0]
             if child not in seen:
                 seen.add(child)
                 yield child
-
-    def _ome_children(self, prefix: str) -> list[str]:
-        """Children of a directory of the ``.ome/`` view (``prefix`` ends with ``/``)."""
-        self.view.refresh()
-        arrays = self.view.arrays()
-        parts = prefix.rstrip("/").split("/")
-        names = zarr_views.ome_names(arrays)
-        if len(parts) == 1:
-            return ["zarr.json", *names] if names else []
-        if len(parts) == 2 and parts[1] in names:
-            group = json.loads(zarr_views.ome_object(f"{prefix}zarr.json", arrays) or b"{}")
-            return ["zarr.json", *group["consolidated_metadata"]["metadata"]]
-        return []
 
     async def getsize(self, key: str) -> int:
         # docstring inherited
@@ -441,6 +431,20 @@ class NodeStore(Store):
         if data is None:
             raise FileNotFoundError(key)
         return len(data)
+
+
+def _ome_children(view: NodeView, prefix: str) -> list[str]:
+    """Children of a directory of the ``.ome/`` view (``prefix`` ends with ``/``)."""
+    view.refresh()
+    arrays = view.arrays()
+    parts = prefix.rstrip("/").split("/")
+    names = zarr_views.ome_names(arrays)
+    if len(parts) == 1:
+        return ["zarr.json", *names] if names else []
+    if len(parts) == 2 and parts[1] in names:
+        group = json.loads(zarr_views.ome_object(f"{prefix}zarr.json", arrays) or b"{}")
+        return ["zarr.json", *group["consolidated_metadata"]["metadata"]]
+    return []
 
 
 def _check_not_derived(key: str) -> None:

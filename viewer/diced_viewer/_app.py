@@ -13,6 +13,9 @@ from starlette.staticfiles import StaticFiles
 
 from diced.store import DicedStore
 from diced_viewer._api import api_routes
+from diced_viewer._dvid import dvid_routes
+from diced_viewer._dvid_images import image_routes
+from diced_viewer._dvid_kv import keyvalue_routes
 from diced_viewer._errors import exception_handlers
 from diced_viewer._limits import BodyTimeout, ByteBudget, ServerLimits
 from diced_viewer._openapi import openapi_document
@@ -49,7 +52,11 @@ def create_app(store: DicedStore, *, allow_writes: bool = False,
         _page("index.html"),
         _page("docs.html"),
         Route("/openapi.json", _openapi),
+        # DVID's routes first: /api/repos/info must win over /api/repos/{repo}.
+        *dvid_routes(),
+        *image_routes(),
         *api_routes(),
+        *keyvalue_routes(),
         *zarr_routes(),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]

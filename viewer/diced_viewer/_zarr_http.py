@@ -70,7 +70,7 @@ def _array_metadata_key(key: str) -> str | None:
 
 
 async def _chunk_bytes(node_store: NodeStore, key: str) -> int | None:
-    """Decoded size of the chunk ``key`` names, from its array's metadata (``None``: not a chunk)."""
+    """Decoded size of chunk ``key``, from its array's metadata (``None``: not a chunk)."""
     meta_key = _array_metadata_key(key)
     meta = None if meta_key is None else await node_store.get(meta_key,
                                                                default_buffer_prototype())
