@@ -93,7 +93,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 def server_info(request: Request) -> Response:
     return JSONResponse({"location": store_of(request).location,
-                         "writable": writes_allowed(request), "diced_version": __version__})
+                         "writable": writes_allowed(request), "diced_version": __version__,
+                         "neuroglancer": request.app.state.neuroglancer is not None})
 
 
 def list_repos(request: Request) -> Response:

@@ -18,6 +18,7 @@ from diced_viewer._dvid_images import image_routes
 from diced_viewer._dvid_kv import keyvalue_routes
 from diced_viewer._errors import exception_handlers
 from diced_viewer._limits import BodyTimeout, ByteBudget, ServerLimits
+from diced_viewer._neuroglancer import neuroglancer_routes
 from diced_viewer._openapi import openapi_document
 from diced_viewer._security import AccessGuard, AccessPolicy
 from diced_viewer._zarr_http import zarr_routes
@@ -58,6 +59,7 @@ def create_app(store: DicedStore, *, allow_writes: bool = False,
         *api_routes(),
         *keyvalue_routes(),
         *zarr_routes(),
+        *neuroglancer_routes(),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers=exception_handlers,
@@ -66,5 +68,6 @@ def create_app(store: DicedStore, *, allow_writes: bool = False,
     app.state.allow_writes = allow_writes
     app.state.access_policy = policy or AccessPolicy.for_server("127.0.0.1")
     app.state.limits = limits
+    app.state.neuroglancer = None  # a LocalNeuroglancer once ViewerServer starts one
     app.state.byte_budget = ByteBudget(limits.memory_budget, limits.queue_wait)
     return app
