@@ -101,9 +101,9 @@ def _encode(plane: npt.NDArray[Any], fmt: str | None) -> tuple[bytes, str]:
     if fmt != "png" and jpg is None:
         raise ApiError(f"unknown format {fmt!r}: use png, jpg, jpg:QUALITY or nD")
     if plane.dtype == np.uint8 or plane.dtype == np.bool_:
-        image = Image.fromarray(plane.astype(np.uint8), mode="L")
+        image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.uint8))  # mode L
     elif plane.dtype == np.uint16 and jpg is None:
-        image = Image.fromarray(plane.astype("<u2"), mode="I;16")
+        image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.uint16))  # mode I;16
     else:
         raise ApiError(f"a {plane.dtype} slice has no {'JPEG' if jpg else 'PNG'} form here: "
                        "ask for /nD (little-endian values, x fastest)")
@@ -124,7 +124,8 @@ async def voxels(request: Request) -> Response:
     axes = _axes(request.path_params["dims"], array.ndim)
     fmt = request.path_params.get("format")
     isotropic = request.url.path.split("/")[5] == "isotropic"
-    if len(axes) == array.ndim and axes == tuple(range(array.ndim)):
+    whole = len(axes) == array.ndim and axes == tuple(range(array.ndim))
+    if whole and (fmt in _RAW_FORMATS or array.ndim != 2):
         if fmt not in _RAW_FORMATS:
             raise ApiError(f"a {array.ndim}-D subvolume comes as octet-stream (nD), not {fmt!r}")
         if isotropic and len(set(array.voxel_size)) > 1:
@@ -141,7 +142,7 @@ async def voxels(request: Request) -> Response:
         plane = _plane(array, axes, size, offset)
         if isotropic:
             plane = _isotropic(array, axes, plane)
-        data, kind = _encode(plane, fmt)
+        data, kind = _encode(plane, fmt or "png")  # DVID's default for slices
         return Response(data, media_type=kind)
 
     scale = max(array.voxel_size) / min(array.voxel_size) if isotropic else 1
