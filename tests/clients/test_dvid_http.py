@@ -134,9 +134,9 @@ def test_keyvalue_reads(served: ClientData) -> None:
         {"10_20_3": {"checked": True}}
     protobuf = requests.get(f"{marks}/keyrangevalues/0/2").content
     assert decode_key_values(protobuf) == [("10_20_3", b'{"checked": true}')]
-    tar = tarfile.open(fileobj=io.BytesIO(requests.get(f"{files}/keyrangevalues/A/Z?tar=true")
-                                          .content))
-    assert tar.getnames() == ["README.md"]
+    packed = requests.get(f"{files}/keyrangevalues/A/Z?tar=true").content
+    with tarfile.open(fileobj=io.BytesIO(packed)) as tar:
+        assert tar.getnames() == ["README.md"]
     wanted = requests.get(f"{files}/keyvalues?json=true",
                           data=json.dumps(["bookmarks/10_20_3", "missing"])).json()
     assert wanted == {"bookmarks/10_20_3": {"checked": True}, "missing": {}}
