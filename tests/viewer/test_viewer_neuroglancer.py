@@ -42,7 +42,7 @@ class NgServed:
 def ng_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NgServed]:
     store = DicedStore(str(tmp_path_factory.mktemp("ng") / "store.diced"))
     repo = store.create_repo("em")
-    z, y, x = np.indices((16, 64, 64))
+    _, y, x = np.indices((16, 64, 64))
     img = ((x * 2 + y) % 100 + 20).astype(np.uint8)
     repo.create_array("img", np.uint8, shape=img.shape, chunks=(8, 32, 32),
                       voxel_size=(40, 8, 8), unit="nanometer")[...] = img
