@@ -8,6 +8,10 @@ different pixels there and the same pixels elsewhere.
 from __future__ import annotations
 
 import io
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import numpy as np
 import pytest
 from _browser import needs_chromium, open_page
@@ -145,3 +150,42 @@ def test_without_the_option_there_is_no_neuroglancer(page: Any, tmp_path: Path) 
         assert "--neuroglancer" in page.locator("#neuroglancer-hint").inner_text()
         response = page.request.get(f"{server.url}/neuroglancer/em/{repo.uuid}")
         assert response.status == 404 and "--neuroglancer" in response.json()["error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_cli_serve_neuroglancer(tmp_path: Path) -> None:
+    location = tmp_path / "s.diced"
+    with DicedStore(str(location)) as store:
+        repo = store.create_repo("em")
+        repo.create_array("img", np.uint8, shape=(4, 4, 4))
+        version = repo.uuid
+    port, ng_port = _free_port(), _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", "from diced.cli import main; main()",
+                             "serve", str(location), "--port", str(port), "--neuroglancer",
+                             "--neuroglancer-port", str(ng_port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert f"http://127.0.0.1:{port}/" in proc.stdout.readline()
+        assert f"http://127.0.0.1:{ng_port}/" in proc.stdout.readline()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            assert http.get("/api/server").json()["neuroglancer"] is True
+            opened = http.get(f"/neuroglancer/em/{version}")
+            assert opened.status_code == 303
+            target = opened.headers["location"]
+            assert target.startswith(f"http://127.0.0.1:{ng_port}/v/")
+            assert httpx.get(target, timeout=30).status_code == 200
+            assert http.get("/neuroglancer/em/nope").status_code == 404
+            assert http.get(f"/neuroglancer/em/{version}?layout=bad").status_code == 400
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        if proc.stdout:
+            proc.stdout.close()
+    assert code == 0
