@@ -67,6 +67,54 @@ def test_bioio_reads_physical_pixel_sizes_over_http(served: ClientData) -> None:
     np.testing.assert_array_equal(image.get_image_data("ZYX"), served.img_v2)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_ome_zarr_py_reads_an_array_locally(served: ClientData) -> None:
+    from ome_zarr.io import ZarrLocation
+    from ome_zarr.reader import Reader
+
+    from diced.zarr_fsspec import VersionFileSystem
+
+    node_store = served.store.open_repo(uuid=served.v2, readonly=True).zarr_store()
+    fs = VersionFileSystem(node_store)
+    location = ZarrLocation(FsspecStore.from_mapper(fs.get_mapper(f"{OME_PREFIX}/img"),
+                                                    read_only=True))
+    node = next(iter(Reader(location)()))
+    assert node.metadata["coordinateTransformations"][0][0]["scale"] == list(VOXEL_SIZE)
+    np.testing.assert_array_equal(np.asarray(node.data[0]), served.img_v2)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_bioio_reads_physical_pixel_sizes_locally(served: ClientData) -> None:
+    import bioio_ome_zarr
+    from bioio import BioImage
+
+    import diced.zarr_fsspec  # noqa: F401  (registers the diced-version protocol)
+
+    node_store = served.store.open_repo(uuid=served.v1, readonly=True).zarr_store()
+    image = BioImage(f"diced-version://{OME_PREFIX}/seg", reader=bioio_ome_zarr.Reader,
+                     fs_kwargs={"node_store": node_store})
+    sizes = image.physical_pixel_sizes
+    assert (sizes.Z, sizes.Y, sizes.X) == VOXEL_SIZE
+    np.testing.assert_array_equal(image.get_image_data("ZYX"), served.seg_v1)
+
+
+def test_version_file_system_is_read_only_and_lists(served: ClientData) -> None:
+    from diced.zarr_fsspec import VersionFileSystem
+
+    fs = VersionFileSystem(served.store.open_repo(uuid=served.v1, readonly=True).zarr_store())
+    assert {"img", "seg", "plane", ".ome", "zarr.json"} <= set(fs.ls("", detail=False))
+    assert fs.ls(".ome/img", detail=False) == [".ome/img/zarr.json", ".ome/img/0"]
+    assert fs.info("img/zarr.json")["type"] == "file"
+    assert fs.info(".ome")["type"] == "directory"
+    with pytest.raises(FileNotFoundError):
+        fs.info("nothing/here")
+    with pytest.raises(PermissionError):
+        fs.open("img/zarr.json", "wb")
+
+
 def test_pyramid_levels_become_datasets(store: DicedStore) -> None:
     """The arrays a pyramid description names are the OME group's coarser datasets."""
     repo = store.create_repo("em")
