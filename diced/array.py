@@ -22,7 +22,7 @@ from zarr.core.array import AsyncArray
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import StorePath
 
-from diced import ome
+from diced import zarr_ome as ome
 from diced.chunk_access import ChunkAccess, metadata_of
 from diced.chunkio import ChunkCodec, fit_value, read_selection, write_selection
 from diced.context import ArrayAddress, StoreContext

@@ -13,7 +13,7 @@ from zarr.codecs import BloscCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
-from diced import ome
+from diced import zarr_ome as ome
 from diced.array import ArrayDtype, DicedArray, check_shape
 from diced.chunk_access import metadata_of
 from diced.codecs import jpeg_codec
@@ -259,7 +259,7 @@ class DicedRepo:
             JPEG-compress a uint8 array (needs imagecodecs).
         dimension_names
             One distinct name per axis; default ``("z", "y", "x")`` in 3-D, ``("y", "x")``
-            in 2-D (:data:`diced.ome.DEFAULT_DIMENSION_NAMES` for others). xarray names
+            in 2-D (:data:`diced.zarr_ome.DEFAULT_DIMENSION_NAMES` for others). xarray names
             its dimensions by them; ``t``/``c`` mark OME-NGFF time and channel axes.
         voxel_size
             Physical size of a voxel along each axis (default 1 each), e.g. ``(40, 8, 8)``.

@@ -9,7 +9,7 @@ rebuilt from the node on every read and can never be stale:
   a zarr tool stored on the root group are kept;
 * ``<array>/zarr.json``: the stored document, with default ``dimension_names`` for arrays
   stored without them (:func:`array_document`);
-* ``.ome/<array>/``: an OME-NGFF 0.5 image group per array (:func:`diced.ome.multiscale_group`)
+* ``.ome/<array>/``: an OME-NGFF 0.5 image group per array (:func:`diced.zarr_ome.multiscale_group`)
   whose dataset ``0`` is the array itself and ``1, 2, ...`` its pyramid levels: the keys
   ``.ome/<array>/<i>/...`` are the keys of the level's array. Array names never start with
   ``.``, so the prefix cannot collide with an array. Arrays whose axes OME-NGFF does not
@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from diced import ome
+from diced import zarr_ome as ome
 from diced.versioning.node import ArrayInfo
 
 __all__ = ["OME_PREFIX", "array_document", "ome_level_key", "ome_names", "ome_object",

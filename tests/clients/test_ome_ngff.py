@@ -10,7 +10,8 @@ from ome_zarr_models.v05.image import Image
 from ome_zarr_models.v05.image_label import ImageLabel
 from zarr.storage import FsspecStore
 
-from diced import DicedStore, ome
+from diced import DicedStore
+from diced import zarr_ome as ome
 from diced.zarr_views import OME_PREFIX
 
 

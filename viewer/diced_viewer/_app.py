@@ -20,6 +20,7 @@ from diced_viewer._errors import exception_handlers
 from diced_viewer._limits import BodyTimeout, ByteBudget, ServerLimits
 from diced_viewer._neuroglancer import neuroglancer_routes
 from diced_viewer._openapi import openapi_document
+from diced_viewer._openapi_dvid import dvid_paths
 from diced_viewer._security import AccessGuard, AccessPolicy
 from diced_viewer._zarr_http import zarr_routes
 
@@ -36,7 +37,10 @@ def _page(name: str) -> Route:
 
 
 async def _openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document(bool(request.app.state.allow_writes)))
+    writable = bool(request.app.state.allow_writes)
+    document = openapi_document(writable)
+    document["paths"].update(dvid_paths(writable))
+    return JSONResponse(document)
 
 
 def create_app(store: DicedStore, *, allow_writes: bool = False,

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from diced import ome
+from diced import zarr_ome as ome
 from diced.array import DicedArray
 from diced.errors import InvalidInputError, NotFoundError
 from diced.repo import DicedRepo

@@ -104,10 +104,6 @@ def openapi_document(writable: bool) -> dict[str, Any]:
              _param("key", description="zarr key, e.g. zarr.json or img/c/0/0/0")],
             {"application/json": {"schema": {}}, **_BINARY})},
     }
-    # Imported here: that module builds on this one's helpers.
-    from diced_viewer._openapi_dvid import dvid_paths
-
-    paths.update(dvid_paths(writable))
     paths["/zarr/{repo}/{version}/{key}"]["get"]["responses"].update({
         "206": {"description": "The requested byte range", "content": _BINARY}, "416": _ERROR})
     if writable:

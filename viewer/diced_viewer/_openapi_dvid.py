@@ -1,6 +1,7 @@
 """The OpenAPI description of the DVID-compatible routes and the neuroglancer route.
 
-Part of ``/openapi.json`` (:mod:`diced_viewer._openapi`), so the fuzz test covers them too.
+``/openapi.json`` adds them to :mod:`diced_viewer._openapi`'s document, so the fuzz test
+covers them too.
 """
 
 from __future__ import annotations
