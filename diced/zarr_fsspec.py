@@ -56,7 +56,9 @@ class VersionFileSystem(AbstractFileSystem):  # type: ignore[misc]
         async def children() -> list[str]:
             return [child async for child in self.node_store.list_dir(path)]
 
-        return asyncio.run(children())
+        found = asyncio.run(children())
+        # The root group exists even when not stored (its document is computed).
+        return found if path or "zarr.json" in found else ["zarr.json", *found]
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None,
                  **kwargs: Any) -> bytes:

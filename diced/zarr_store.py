@@ -393,8 +393,7 @@ class NodeStore(Store):
                 key = file_name[len(ZARR_OBJECT_PREFIX):]
                 if key.partition("/")[0] not in arrays:  # shadowed by an array of that name
                     found.append(key)
-        found.append("zarr.json")  # the root group always exists (computed when not stored)
-        return sorted({k for k in found if k.startswith(prefix)})
+        return sorted(k for k in found if k.startswith(prefix))
 
     async def list(self) -> AsyncIterator[str]:
         # docstring inherited
