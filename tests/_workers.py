@@ -17,6 +17,7 @@ exactly what a killed child was writing.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import multiprocessing as mp
 import os
@@ -66,7 +67,10 @@ class Outcome:
 
 def _entry(results: Any, index: int, name: str, args: tuple[Any, ...]) -> None:
     try:
-        value = globals()[name](*args)
+        # ``module:function`` runs a function of another test helper module.
+        module, _, func = name.rpartition(":")
+        target = getattr(importlib.import_module(module), func) if module else globals()[name]
+        value = target(*args)
     except BaseException as exc:
         detail = f"{exc}\n{traceback.format_exc()}"
         results.put((index, None, type(exc).__name__, detail, isinstance(exc, DicedException)))
@@ -77,6 +81,8 @@ def _entry(results: Any, index: int, name: str, args: tuple[Any, ...]) -> None:
 def run_processes(calls: list[tuple[str, tuple[Any, ...]]], timeout: float = 120.0
                   ) -> list[Outcome]:
     """Run ``name(*args)`` for each call in its own spawned process; outcomes in call order.
+
+    ``name`` is a function of this module, or ``module:function`` of another one.
 
     Every process must report within ``timeout`` seconds; a process that dies without
     reporting (or a timeout) fails the calling test with an ``AssertionError``.

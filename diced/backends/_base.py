@@ -41,7 +41,10 @@ def check_key(key: str) -> str:
     InvalidInputError
         The key is empty, absolute, contains ``..``/``.`` segments, ``//``, NUL or ``\\``.
     """
-    if not key or _BAD_KEY.search(key) or key.endswith("/"):
+    # Plain substring tests first: this runs on every request, and the regular
+    # expression is needed only for keys with a segment that starts with a dot.
+    if (not key or key[0] in "/." or key[-1] == "/" or "//" in key or "\\" in key
+            or "\x00" in key or ("/." in key and _BAD_KEY.search(key))):
         raise InvalidInputError(f"invalid object key {key!r}: keys are relative '/'-paths")
     return key
 
@@ -92,6 +95,9 @@ class ObjectStore(ABC):
     atomic_conditional_writes: bool = True
     #: The backend accepts writes at all.
     writable: bool = True
+    #: Every request crosses a network (a bucket): one listing can replace many gets, and
+    #: many requests should be in flight at once.
+    remote: bool = False
 
     @abstractmethod
     def get(self, key: str) -> bytes | None:
@@ -129,6 +135,16 @@ class ObjectStore(ABC):
         Returns ``True`` if this call created it, ``False`` if the key already existed
         (its content is left unchanged). Exactly one of several racing callers wins.
         """
+
+    def put_immutable(self, key: str, data: bytes) -> None:
+        """Store content-addressed bytes: ``key`` names exactly this content (a digest).
+
+        Idempotent; concurrent calls with the same key store the same bytes. Unlike
+        :meth:`put_if_absent` it need not tell who created the object, so a backend may
+        take a cheaper path (the local one writes in place and repairs a torn copy). When
+        it returns, ``get(key)`` returns ``data``.
+        """
+        self.put_if_absent(key, data)
 
     @abstractmethod
     def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:

@@ -20,6 +20,7 @@ __all__ = [
     "chunk_pointer",
     "chunk_pointer_coords",
     "chunk_pointers_prefix",
+    "chunk_pointers_slab_prefix",
     "decode_name",
     "encode_name",
     "file_pointer",
@@ -151,6 +152,11 @@ def chunk_pointer_coords(key: str, prefix: str, ndim: int) -> tuple[int, ...]:
 
 def chunk_pointers_prefix(repo: str, node: str, array_id: str) -> str:
     return f"repos/{repo}/open/{node}/chunks/{array_id}/"
+
+
+def chunk_pointers_slab_prefix(repo: str, node: str, array_id: str, first: int) -> str:
+    """Prefix of the pointers of the chunks whose first coordinate is ``first`` (ndim ≥ 2)."""
+    return f"repos/{repo}/open/{node}/chunks/{array_id}/c/{first}/"
 
 
 def file_pointer(repo: str, node: str, name: str) -> str:
