@@ -128,7 +128,7 @@ class DicedArray:
         attrs = info.zarr.get("attributes", {}).get("diced", {})
         self._islabel = bool(attrs.get("islabel3D", False))
         self._unbounded = bool(attrs.get("unbounded", False))
-        self._level = level_tag(info.zarr)
+        self._level = level_tag(info.name, info.zarr)
         store = NodeStore(self._ctx, self._view, read_only=self._readonly)
         store.pin(info)
         self._zarr = zarr.Array(AsyncArray(self._metadata, StorePath(store, self.name)))
@@ -416,7 +416,7 @@ class DicedArray:
     def pyramid(self) -> PyramidSpec | None:
         """The pyramid this array is level 0 of (levels, factors, method), or ``None``."""
         self._sync()
-        return pyramid_of(self._info.zarr)
+        return pyramid_of(self.name, self._info.zarr)
 
     def build_pyramid(self, levels: int | None = None, factors: Any = None,
                       method: str | None = None, *, progress: bool | None = None

@@ -368,7 +368,7 @@ class DicedRepo:
         check_deletable(view, name)
         info = view.find_array(name) if isinstance(name, str) else None
         view.delete_array(name)
-        if info is not None and pyramid_of(info.zarr) is not None:
+        if info is not None and pyramid_of(name, info.zarr) is not None:
             delete_levels(view, name)
 
     def zarr_store(self) -> NodeStore:

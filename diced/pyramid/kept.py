@@ -6,10 +6,11 @@ The level arrays of a pyramid follow its level 0 (see docs/pyramids.md):
   A build declares each level once it is fully computed, so a build that stops half-way
   (Ctrl-C, a crash) leaves a shorter, consistent pyramid plus an unlisted level array,
   which the next build replaces and ``lock_node`` deletes.
-* **Shape.** When level 0 was resized, each level is resized to ``ceil(n / f)`` of the
-  one below; chunks cut off are dropped, and the chunks along its old and new edges are
-  marked (a pointer to their current bytes) so the next pass recomputes them, even if
-  this update stops before it gets there.
+* **Shape and attributes.** When level 0 was resized, each level is resized to
+  ``ceil(n / f)`` of the one below; chunks cut off are dropped, and the chunks along its
+  old and new edges are marked (a pointer to their current bytes) so the next pass
+  recomputes them, even if this update stops before it gets there. Level 0's other
+  attributes (voxel size, unit...) are copied to the levels, voxel sizes scaled.
 * **Identity.** A level 0 replaced by a new array (deleted and created again, or
   overwritten through zarr) gets fresh levels.
 * **Lock.** ``lock_node`` brings every pyramid up to date while the node is open
@@ -53,26 +54,18 @@ _SEALED_PASSES = 5
 
 
 def _layout(zarr_meta: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in zarr_meta.items() if k not in ("shape", "attributes")}
-
-
-def _with_attributes(zarr_meta: Mapping[str, Any], pyramid: dict[str, Any] | None,
-                     keep_others: bool) -> dict[str, Any]:
-    meta = dict(zarr_meta)
-    found = meta.get("attributes")
-    old: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    attrs = dict(old) if keep_others else {}
-    diced = {k: v for k, v in dict(old.get("diced") or {}).items() if k != "pyramid"}
-    if pyramid is not None:
-        diced["pyramid"] = pyramid
-    attrs["diced"] = diced
-    meta["attributes"] = attrs
-    return meta
+    """What must match for a level's chunks to be read like level 0's (not names, shape)."""
+    return {k: v for k, v in zarr_meta.items()
+            if k not in ("shape", "attributes", "dimension_names")}
 
 
 def _declare(view: NodeView, info: ArrayInfo, spec: PyramidSpec | None) -> ArrayInfo:
     """Write level 0's pyramid declaration (``None``: it has no pyramid)."""
-    meta = _with_attributes(info.zarr, None if spec is None else spec.to_json(), True)
+    attrs = dict(info.zarr.get("attributes") or {})
+    diced = {k: v for k, v in dict(attrs.get("diced") or {}).items() if k != "pyramid"}
+    if spec is not None:
+        diced["pyramid"] = spec.to_json(info.name)
+    meta = {**info.zarr, "attributes": {**attrs, "diced": diced}}
     if meta == dict(info.zarr):
         return info
     return view.set_array_metadata(info.name, meta, info.id)
@@ -80,9 +73,15 @@ def _declare(view: NodeView, info: ArrayInfo, spec: PyramidSpec | None) -> Array
 
 def _level_metadata(info: ArrayInfo, spec: PyramidSpec, level: int,
                     shape: tuple[int, ...]) -> dict[str, Any]:
-    meta = _with_attributes(info.zarr, spec.level_json(info.name, level), False)
-    meta["shape"] = list(shape)
-    return meta
+    """Level ``level``'s zarr metadata: level 0's layout and ``diced`` attributes, with its
+    own shape, ``pyramid_of``, and the voxel size of its coarser voxels."""
+    attrs = dict(info.zarr.get("attributes") or {})
+    diced = {k: v for k, v in dict(attrs.get("diced") or {}).items() if k != "pyramid"}
+    diced["pyramid_of"] = info.name
+    size = diced.get("voxel_size")
+    if isinstance(size, list) and len(size) == len(shape):
+        diced["voxel_size"] = [v * f for v, f in zip(size, spec.scale(level), strict=True)]
+    return {**info.zarr, "shape": list(shape), "attributes": {"diced": diced}}
 
 
 def _occupant(view: NodeView, name: str, level: int) -> ArrayInfo | None:
@@ -93,7 +92,7 @@ def _occupant(view: NodeView, name: str, level: int) -> ArrayInfo | None:
     info = view.find_array(level_name(name, level))
     if info is None:
         return None
-    tag = level_tag(info.zarr)
+    tag = level_tag(info.name, info.zarr)
     if tag is None or tag.of != name or tag.level != level:
         raise AlreadyExistsError(
             f"array {info.name!r} is in the way of level {level} of {name!r}'s pyramid (it "
@@ -102,48 +101,47 @@ def _occupant(view: NodeView, name: str, level: int) -> ArrayInfo | None:
     return info
 
 
-def _usable(view: NodeView, info: ArrayInfo, spec: PyramidSpec, level: int) -> bool:
+def _usable(view: NodeView, info: ArrayInfo, level: int) -> bool:
     """Whether the existing level ``level`` can be kept and updated incrementally."""
     found = _occupant(view, info.name, level)
     if found is None:
         return False
-    tag = level_tag(found.zarr)
-    assert tag is not None
     # A level 0 new in this node (created or replaced) with a level from the parent: the
     # level was computed from another array.
     inherited_from_other = info.base is None and found.base is not None
-    return (_layout(found.zarr) == _layout(info.zarr) and not inherited_from_other
-            and tag.scale == spec.scale(level) and tag.method == spec.method)
+    return _layout(found.zarr) == _layout(info.zarr) and not inherited_from_other
 
 
-def _resize(view: NodeView, below: Level, level: Level, factors: tuple[int, ...],
-            shape: tuple[int, ...]) -> None:
-    """Give ``level`` a new ``shape``; mark its old and new edge chunks for recomputing."""
-    old, unit = level.shape, level.unit
-    edges = {axis: {(old[axis] - 1) // unit[axis], (shape[axis] - 1) // unit[axis]}
-             for axis in range(len(shape)) if old[axis] != shape[axis]}
-    stored = level.access.stored()
-    candidates = set(stored)
-    for coords in below.access.stored():
-        candidates.update(parent_chunks(coords, below, level, factors))
-    inside = [c for c in candidates
-              if all(x * u < n for x, u, n in zip(c, unit, shape, strict=True))]
-    for coords in inside:
-        if any(coords[axis] in rows for axis, rows in edges.items()):
-            view.publish_pointer(level.info, coords, stored.get(coords, b""))
-    for coords in stored:
-        if any(x * u >= n for x, u, n in zip(coords, unit, shape, strict=True)):
-            level.access.write(coords, None)
-    view.set_array_metadata(level.info.name, {**level.info.zarr, "shape": list(shape)},
-                            level.info.id)
+def _follow(view: NodeView, below: Level, level: Level, factors: tuple[int, ...],
+            meta: dict[str, Any]) -> None:
+    """Give ``level`` its metadata ``meta`` now that level 0's changed.
+
+    A new shape drops the chunks cut off and marks the chunks along the old and new edges
+    (a pointer to their current bytes), so the next pass recomputes them.
+    """
+    old, unit, shape = level.shape, level.unit, tuple(meta["shape"])
+    if old != shape:
+        edges = {axis: {(old[axis] - 1) // unit[axis], (shape[axis] - 1) // unit[axis]}
+                 for axis in range(len(shape)) if old[axis] != shape[axis]}
+        stored = level.access.stored()
+        candidates = set(stored)
+        for coords in below.access.stored():
+            candidates.update(parent_chunks(coords, below, level, factors))
+        for coords in candidates:
+            inside = all(x * u < n for x, u, n in zip(coords, unit, shape, strict=True))
+            if inside and any(coords[axis] in rows for axis, rows in edges.items()):
+                view.publish_pointer(level.info, coords, stored.get(coords, b""))
+        for coords in stored:
+            if any(x * u >= n for x, u, n in zip(coords, unit, shape, strict=True)):
+                level.access.write(coords, None)
+    view.set_array_metadata(level.info.name, meta, level.info.id)
 
 
 def delete_levels(view: NodeView, name: str, above: int = 0) -> None:
     """Delete the level arrays of ``name`` numbered above ``above`` (default: all)."""
     for found, info in view.arrays().items():
-        tag = level_tag(info.zarr)
-        if tag is not None and tag.of == name and tag.level > above \
-                and found == level_name(name, tag.level):
+        tag = level_tag(found, info.zarr)
+        if tag is not None and tag.of == name and tag.level > above:
             view.delete_array(found)
 
 
@@ -162,12 +160,12 @@ def bring_up(ctx: StoreContext, view: NodeView, name: str, target: PyramidSpec,
     info = view.array(name)
     for k in range(1, target.levels + 1):
         _occupant(view, name, k)
-    declared = pyramid_of(info.zarr)
+    declared = pyramid_of(name, info.zarr)
     keep = 0
     if declared is not None and declared.method == target.method:
         while keep < min(declared.levels, target.levels) \
                 and declared.factors[keep] == target.factors[keep] \
-                and _usable(view, info, target, keep + 1):
+                and _usable(view, info, keep + 1):
             keep += 1
     if declared != target or keep < target.levels:
         # Level 0 lists only the levels kept until the others are complete again.
@@ -179,10 +177,11 @@ def bring_up(ctx: StoreContext, view: NodeView, name: str, target: PyramidSpec,
     resized = False
     for k in range(1, keep + 1):
         level = Level(ctx, view, view.array(level_name(name, k)))
-        if level.shape != shapes[k]:
-            _resize(view, levels[-1], level, target.factors[k - 1], shapes[k])
+        meta = _level_metadata(info, target, k, shapes[k])
+        if dict(level.info.zarr) != meta:
+            _follow(view, levels[-1], level, target.factors[k - 1], meta)
+            resized = resized or level.shape != shapes[k]
             level = Level(ctx, view, view.array(level.info.name))
-            resized = True
         levels.append(level)
     kept = PyramidSpec(target.factors[:keep], target.method)
     ids = tuple(level.info.id for level in levels)
@@ -223,11 +222,11 @@ def check_deletable(view: NodeView, name: str) -> None:
     Raises :class:`InvalidInputError` naming how to remove the pyramid instead.
     """
     info = view.find_array(name) if isinstance(name, str) else None
-    tag = None if info is None else level_tag(info.zarr)
-    if tag is None or name != level_name(tag.of, tag.level):
+    tag = None if info is None else level_tag(name, info.zarr)
+    if tag is None:
         return
     owner = view.find_array(tag.of)
-    spec = None if owner is None else pyramid_of(owner.zarr)
+    spec = None if owner is None else pyramid_of(tag.of, owner.zarr)
     if spec is not None and tag.level <= spec.levels:
         raise InvalidInputError(
             f"array {name!r} is level {tag.level} of the pyramid of {tag.of!r}; remove the "
@@ -240,11 +239,11 @@ def unlisted_levels(arrays: Mapping[str, ArrayInfo]) -> list[str]:
     """Level arrays (by their reserved names) that no pyramid lists any more."""
     out = []
     for name, info in arrays.items():
-        tag = level_tag(info.zarr)
-        if tag is None or name != level_name(tag.of, tag.level):
+        tag = level_tag(name, info.zarr)
+        if tag is None:
             continue
         owner = arrays.get(tag.of)
-        spec = None if owner is None else pyramid_of(owner.zarr)
+        spec = None if owner is None else pyramid_of(tag.of, owner.zarr)
         if spec is None or tag.level > spec.levels:
             out.append(name)
     return out
@@ -252,8 +251,8 @@ def unlisted_levels(arrays: Mapping[str, ArrayInfo]) -> list[str]:
 
 def _pyramids(arrays: Mapping[str, ArrayInfo]) -> list[tuple[ArrayInfo, PyramidSpec]]:
     found = []
-    for info in arrays.values():
-        spec = pyramid_of(info.zarr)
+    for name, info in arrays.items():
+        spec = pyramid_of(name, info.zarr)
         if spec is not None:
             found.append((info, spec))
     return found
@@ -294,7 +293,7 @@ def after_seal(ctx: StoreContext, view: NodeView, arrays: Mapping[str, ArrayInfo
         shapes = spec.shapes(tuple(info.zarr["shape"]))
         for k in range(1, spec.levels + 1):
             found = arrays.get(level_name(info.name, k))
-            if found is None or level_tag(found.zarr) is None:
+            if found is None or level_tag(found.name, found.zarr) is None:
                 break
             level = Level(ctx, view, found)
             if level.shape != shapes[k]:

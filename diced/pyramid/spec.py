@@ -1,18 +1,21 @@
 """What a pyramid is: its levels' factors and method, their names, shapes and attributes.
 
-A pyramid is declared by its level 0 (the array itself), in the array's zarr attributes::
+A pyramid is declared by its level 0 (the array itself), in the array's zarr attributes,
+in the form :func:`diced.zarr_ome.pyramid_levels` reads for the OME-NGFF view::
 
-    attributes.diced.pyramid = {"levels": 3, "factors": [[1, 2, 2], [2, 2, 2], [2, 2, 2]],
-                                "method": "mean"}
+    attributes.diced.pyramid = {"method": "mean", "levels": [
+        {"array": "em.s1", "factors": [1, 2, 2]},
+        {"array": "em.s2", "factors": [2, 4, 4]}]}
 
-``factors[k - 1]`` divides level ``k - 1`` into level ``k``. Level ``k`` (1 ≤ k ≤ levels)
-is the array ``<name>.s<k>`` of the same version, whose attributes say what it is::
+Level ``k`` (1 ≤ k ≤ number of levels) is the array ``<name>.s<k>`` of the same version;
+its ``factors`` are cumulative: one of its voxels covers ``factors`` level-0 voxels per
+axis (each a multiple of the level below's). A level array says whose level it is::
 
-    attributes.diced.pyramid = {"level": 2, "of": "em", "scale": [2, 4, 4], "method": "mean"}
+    attributes.diced.pyramid_of = "em"
 
-``scale`` is the size of one of its voxels in level-0 voxels (the product of the factors
-below it). Names ending in ``.s<digits>`` are reserved for levels. docs/pyramids.md states
-the schema for other tools (OME-NGFF ``multiscales`` are derived from it).
+Names ending in ``.s<digits>`` are reserved for levels. docs/pyramids.md states the schema.
+A description naming other arrays (written by hand or by another tool) is served as it is
+and not maintained by diced.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ __all__ = ["LEVEL_NAME", "MAX_LEVELS", "LevelTag", "PyramidSpec", "is_level_name
            "level_name", "level_tag", "plan_spec", "pyramid_of"]
 
 #: Names reserved for pyramid levels: ``<name>.s<k>``.
-LEVEL_NAME = re.compile(r"^(?P<of>.+)\.s(?P<level>[0-9]+)$")
+LEVEL_NAME = re.compile(r"^(?P<of>.+)\.s(?P<level>[1-9][0-9]*)$")
 #: Most levels a pyramid may have (2⁶⁴ voxels per axis would need fewer).
 MAX_LEVELS = 64
 _MAX_NAME = 200
@@ -65,7 +68,7 @@ class PyramidSpec:
         return len(self.factors)
 
     def scale(self, level: int) -> tuple[int, ...]:
-        """Size of one voxel of ``level`` in level-0 voxels, per axis."""
+        """Size of one voxel of ``level`` in level-0 voxels, per axis (its cumulative factors)."""
         ndim = len(self.factors[0])
         return tuple(math.prod(f[axis] for f in self.factors[:level]) for axis in range(ndim))
 
@@ -76,25 +79,19 @@ class PyramidSpec:
             out.append(downsampled_shape(out[-1], factors))
         return out
 
-    def to_json(self) -> dict[str, Any]:
-        """The ``attributes.diced.pyramid`` object of level 0."""
-        return {"levels": self.levels, "factors": [list(f) for f in self.factors],
-                "method": self.method}
-
-    def level_json(self, of: str, level: int) -> dict[str, Any]:
-        """The ``attributes.diced.pyramid`` object of level ``level`` of array ``of``."""
-        return {"level": level, "of": of, "scale": list(self.scale(level)),
-                "method": self.method}
+    def to_json(self, name: str) -> dict[str, Any]:
+        """The ``attributes.diced.pyramid`` object of level 0, array ``name``."""
+        return {"method": self.method,
+                "levels": [{"array": level_name(name, k), "factors": list(self.scale(k))}
+                           for k in range(1, self.levels + 1)]}
 
 
 @dataclass(frozen=True)
 class LevelTag:
-    """What a level array's attributes say it is: level ``level`` of array ``of``."""
+    """What a level array is: level ``level`` of array ``of``."""
 
     of: str
     level: int
-    scale: tuple[int, ...]
-    method: str
 
 
 def _diced_attributes(zarr_meta: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -111,35 +108,45 @@ def _int_tuple(value: Any, ndim: int) -> tuple[int, ...] | None:
     return tuple(value)
 
 
-def pyramid_of(zarr_meta: Mapping[str, Any]) -> PyramidSpec | None:
-    """The pyramid a level-0 array's metadata declares, or ``None``.
+def pyramid_of(name: str, zarr_meta: Mapping[str, Any]) -> PyramidSpec | None:
+    """The pyramid array ``name``'s metadata declares and diced maintains, or ``None``.
 
-    Malformed declarations (a tool rewrote the attributes) read as no pyramid.
+    ``None`` too for a malformed declaration (a tool rewrote the attributes) and for one
+    naming other arrays than ``<name>.s1, <name>.s2...`` in order, or without a method.
     """
     found = _diced_attributes(zarr_meta).get("pyramid")
-    if not isinstance(found, Mapping) or "levels" not in found:
+    if not isinstance(found, Mapping):
+        return None
+    entries, method = found.get("levels"), found.get("method")
+    if method not in METHODS or not isinstance(entries, list) or not entries \
+            or len(entries) > MAX_LEVELS:
         return None
     ndim = len(zarr_meta.get("shape", ()))
-    raw = found.get("factors")
-    factors = [_int_tuple(f, ndim) for f in raw] if isinstance(raw, list) else [None]
-    method = found.get("method")
-    if (not factors or any(f is None for f in factors) or method not in METHODS
-            or found.get("levels") != len(factors) or len(factors) > MAX_LEVELS):
-        return None
-    return PyramidSpec(tuple(f for f in factors if f is not None), str(method))
+    below, factors = (1,) * ndim, []
+    for k, entry in enumerate(entries, start=1):
+        if not isinstance(entry, Mapping) or entry.get("array") != level_name(name, k):
+            return None
+        scale = _int_tuple(entry.get("factors"), ndim)
+        if scale is None or any(s % b for s, b in zip(scale, below, strict=True)):
+            return None
+        step = tuple(s // b for s, b in zip(scale, below, strict=True))
+        if all(f == 1 for f in step):
+            return None
+        factors.append(step)
+        below = scale
+    return PyramidSpec(tuple(factors), str(method))
 
 
-def level_tag(zarr_meta: Mapping[str, Any]) -> LevelTag | None:
-    """What a level array's metadata says it is, or ``None`` for any other array."""
-    found = _diced_attributes(zarr_meta).get("pyramid")
-    if not isinstance(found, Mapping) or "level" not in found:
+def level_tag(name: str, zarr_meta: Mapping[str, Any]) -> LevelTag | None:
+    """What array ``name`` is, if its metadata and name make it a pyramid level.
+
+    A level says ``attributes.diced.pyramid_of = <array>`` and is named ``<array>.s<k>``.
+    """
+    of = _diced_attributes(zarr_meta).get("pyramid_of")
+    match = LEVEL_NAME.match(name)
+    if not isinstance(of, str) or match is None or match.group("of") != of:
         return None
-    of, level, method = found.get("of"), found.get("level"), found.get("method")
-    scale = _int_tuple(found.get("scale"), len(zarr_meta.get("shape", ())))
-    if not isinstance(of, str) or not isinstance(level, int) or isinstance(level, bool) \
-            or level < 1 or scale is None or method not in METHODS:
-        return None
-    return LevelTag(of, level, scale, str(method))
+    return LevelTag(of, int(match.group("level")))
 
 
 def _factor_tuple(value: Any, ndim: int) -> tuple[int, ...]:
