@@ -18,8 +18,10 @@ from diced.chunk_access import metadata_of
 from diced.codecs import jpeg_codec
 from diced.context import StoreContext
 from diced.errors import InvalidInputError, LockedError
-from diced.versioning.graph import VersionGraph
+from diced.lifecycle.sizes import RepoUsage, repo_usage
+from diced.versioning.graph import VersionGraph, validate_branch_name
 from diced.versioning.node import NodeView
+from diced.versioning.prune import BranchDeletion, delete_branch, delete_version
 from diced.versioning.records import NodeRecord, RepoRecord
 from diced.zarr_store import ARRAY_NAME, NodeStore
 
@@ -222,6 +224,40 @@ class DicedRepo:
                      is_branch_leaf=n.record.uuid in leaves)
             for n in sorted(dag.values(), key=lambda n: n.record.created)
         ]
+
+    def delete_branch(self, name: str) -> BranchDeletion:
+        """Remove branch ``name``'s versions that nothing else needs, newest first.
+
+        Versions with a child on another branch, a tag, or the repo's root are kept (with
+        that much of the branch before them); the report says which and why. Their data
+        is freed by the next ``store.gc()`` after the grace period (docs/lifecycle.md).
+
+        Raises
+        ------
+        NotFoundError
+            No such branch.
+        InvalidInputError
+            Nothing of it can be deleted (the message says why).
+        """
+        self._writable_view()
+        return delete_branch(VersionGraph(self._ctx.backend, self.repo_uuid),
+                             validate_branch_name(name))
+
+    def delete_version(self, uuid: str) -> None:
+        """Abandon the open leaf version ``uuid`` (a UUID, prefix or ``:branch``).
+
+        Writes in flight there fail with :class:`ConflictError`. Locked versions are
+        removed with their branch (:meth:`delete_branch`).
+        """
+        self._writable_view()
+        graph = VersionGraph(self._ctx.backend, self.repo_uuid)
+        delete_version(graph, graph.resolve(uuid))
+
+    def storage_report(self, version: str | None = None) -> RepoUsage:
+        """Stored (compressed) bytes of every version (or only ``version``) and array:
+        what each needs, and how much of it no parent needs (``diced du``)."""
+        chosen = None if version is None else [self._graph.resolve(version)]
+        return repo_usage(self._ctx.backend, self.repo_uuid, self.name, versions=chosen)
 
     def node_record(self, uuid: str | None = None) -> NodeRecord:
         """The stored record of ``uuid`` (default: the current node)."""

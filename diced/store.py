@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -13,6 +14,10 @@ from diced.array import DicedArray
 from diced.backends import CachedObjectStore, ObjectStore, open_backend
 from diced.context import ArrayAddress, NodeAddress, StoreContext
 from diced.errors import InvalidInputError
+from diced.lifecycle.gc import DEFAULT_GRACE, GcReport, collect_garbage, parse_duration
+from diced.lifecycle.sizes import StoreUsage, store_usage
+from diced.lifecycle.sync import SyncReport, copy_versions
+from diced.lifecycle.verify import VerifyReport, verify_store
 from diced.repo import DicedRepo
 from diced.versioning import keys
 from diced.versioning.catalog import RepoCatalog
@@ -213,6 +218,60 @@ class DicedStore:
     def delete_repo(self, name: str) -> None:
         """Delete repo ``name`` with all its versions (irreversible)."""
         self.catalog.delete(name)
+
+    # -- storage lifecycle (diced.lifecycle; see docs/lifecycle.md) ------------------------
+
+    def storage_report(self) -> StoreUsage:
+        """Stored bytes of each repo and of the whole store (``diced du LOCATION``)."""
+        return store_usage(self.backend)
+
+    def verify(self, repo: str | None = None, version: str | None = None, *,
+               progress: bool | None = None) -> VerifyReport:
+        """Check every object the store (or repo ``repo``, or one ``version``) reaches:
+        present, parseable, matching its digest. Reads only; see ``diced fsck``.
+
+        ``report.ok`` is false when something is damaged; ``report.damage`` says what, and
+        which versions, arrays and chunks it affects. ``progress``: show a bar (``None``:
+        on a terminal).
+        """
+        return verify_store(self.backend, repo, version, progress=progress)
+
+    def gc(self, grace: float | str = DEFAULT_GRACE, dry_run: bool = False, *,
+           progress: bool | None = None) -> GcReport:
+        """Delete every object no repo reaches, if older than ``grace`` (``diced gc``).
+
+        ``grace`` is seconds or a duration such as ``"1h"`` (default one day); it must
+        exceed twice the longest time a writer (a lock, say) takes; 0 only for a store
+        nobody writes to meanwhile. Blobs, pages and manifests go to a trash first and
+        are deleted by a run at least ``grace`` later. Safe while other processes write
+        and lock (docs/format.md says why). ``dry_run`` reports without deleting.
+
+        Raises
+        ------
+        StorageError
+            A reachable object is damaged (nothing is deleted; run ``verify``).
+        ConflictError
+            Another collector is running on this store.
+        """
+        seconds = parse_duration(grace) if isinstance(grace, str) else grace
+        return collect_garbage(self.backend, grace=seconds, dry_run=dry_run,
+                               progress=progress)
+
+    def sync_to(self, destination: DicedStore | str, *, repos: Sequence[str] | None = None,
+                versions: Sequence[str] | None = None, jobs: int = 16,
+                progress: bool | None = None) -> SyncReport:
+        """Copy repos (all, or ``repos``), or only ``versions`` and their ancestry, to
+        ``destination`` (a store or a location, created if missing), copying only the
+        objects it lacks; UUIDs, branches and tags are kept. Only locked versions are
+        copied. Idempotent: run it again to finish an interrupted copy or to send new
+        versions (``diced clone``, ``sync``, ``push``, ``pull``; docs/lifecycle.md).
+        """
+        if isinstance(destination, DicedStore):
+            return copy_versions(self.backend, destination.backend, repos=repos,
+                                 versions=versions, jobs=jobs, progress=progress)
+        with DicedStore(destination) as target:
+            return copy_versions(self.backend, target.backend, repos=repos,
+                                 versions=versions, jobs=jobs, progress=progress)
 
 
 # One store per location, options and process, opened on first use and kept for the
