@@ -17,6 +17,7 @@ exactly what a killed child was writing.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import multiprocessing as mp
 import os
@@ -64,9 +65,19 @@ class Outcome:
         return self.error is None
 
 
+def _resolve(name: str) -> Callable[..., Any]:
+    """A function of this module, or ``module:function`` of another test helper module."""
+    if ":" in name:
+        module, _, function = name.partition(":")
+        found: Callable[..., Any] = getattr(importlib.import_module(module), function)
+        return found
+    function_here: Callable[..., Any] = globals()[name]
+    return function_here
+
+
 def _entry(results: Any, index: int, name: str, args: tuple[Any, ...]) -> None:
     try:
-        value = globals()[name](*args)
+        value = _resolve(name)(*args)
     except BaseException as exc:
         detail = f"{exc}\n{traceback.format_exc()}"
         results.put((index, None, type(exc).__name__, detail, isinstance(exc, DicedException)))
@@ -77,6 +88,8 @@ def _entry(results: Any, index: int, name: str, args: tuple[Any, ...]) -> None:
 def run_processes(calls: list[tuple[str, tuple[Any, ...]]], timeout: float = 120.0
                   ) -> list[Outcome]:
     """Run ``name(*args)`` for each call in its own spawned process; outcomes in call order.
+
+    ``name`` is a function of this module, or ``module:function`` of another one here.
 
     Every process must report within ``timeout`` seconds; a process that dies without
     reporting (or a timeout) fails the calling test with an ``AssertionError``.

@@ -27,13 +27,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from diced.backends import ObjectStore
 from diced.backends._base import ObjectInfo
 from diced.errors import InvalidInputError
 from diced.lifecycle.lease import GcLease
+from diced.lifecycle.parallel import run_all
 from diced.lifecycle.progress import StepProgress
 from diced.lifecycle.usage import Usage
 from diced.versioning import keys
@@ -218,10 +219,7 @@ class _Run:
             action(info)
             self.bar.advance()
 
-        futures = [self.pool.submit(step, info) for info in infos]
-        wait(futures)
-        for future in futures:
-            future.result()
+        run_all(self.pool, step, infos)
 
     @staticmethod
     def _restorable(info: ObjectInfo, reached: set[str], present: set[str]) -> bool:

@@ -1,12 +1,13 @@
 """The progress bar of a storage-lifecycle operation: objects or bytes done, of a total
 that may grow while the operation discovers work (a walk finds pages as it reads them).
 
-Shown with rich on a terminal, hidden when stdout is not one or when asked to be quiet
-(:func:`diced.io.progress.wants_progress`). Advancing it is safe from any thread.
+Shown with rich on a terminal, hidden when stdout is not one (a pipe, a log file, a test)
+or when asked to be quiet. Advancing it is safe from any thread.
 """
 
 from __future__ import annotations
 
+import sys
 from types import TracebackType
 from typing import Self
 
@@ -23,8 +24,6 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from diced.io.progress import wants_progress
-
 __all__ = ["StepProgress"]
 
 
@@ -35,7 +34,7 @@ class StepProgress:
     """
 
     def __init__(self, show: bool | None = None, console: Console | None = None) -> None:
-        self._shown = wants_progress(show)
+        self._shown = sys.stdout.isatty() if show is None else show
         self._console = console
         self._progress: Progress | None = None
         self._task: TaskID | None = None

@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from diced.backends import ObjectStore
 from diced.errors import InvalidInputError, NotFoundError, StorageError
+from diced.lifecycle.parallel import run_all
 from diced.lifecycle.progress import StepProgress
 from diced.lifecycle.usage import Usage
 from diced.versioning import keys
@@ -196,10 +197,7 @@ class _Copy:
                 return listed_at
             self.bar.start(f"copying {plan.name}", sum(plan.needed[k] for k in missing),
                            bytes_=True)
-            futures = [self.pool.submit(self._copy_object, key) for key in missing]
-            wait(futures)
-            for future in futures:
-                future.result()
+            run_all(self.pool, self._copy_object, missing)
             if time.monotonic() - listed_at <= LISTING_MAX_AGE:
                 return listed_at
 

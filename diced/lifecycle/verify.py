@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 from diced.backends import ObjectStore
 from diced.errors import DicedException, InvalidInputError, NotFoundError
+from diced.lifecycle.parallel import cancel_on_error
 from diced.lifecycle.progress import StepProgress
 from diced.lifecycle.usage import Usage
 from diced.versioning import keys
@@ -115,16 +116,21 @@ class _Check:
         count = 0
         futures: list[Future[int]] = []
         content: list[Ref] = []
-        for ref in refs:
-            count += 1
-            self.bar.grow(1)
-            if ref.kind == Kind.BLOB:
-                futures.append(self.pool.submit(self.blob, ref))
-            else:
-                if ref.kind in (Kind.PAGE, Kind.MANIFEST):
-                    content.append(ref)
-                self.bar.advance()
-        self.read_bytes = sum(future.result() for future in futures)
+        try:
+            for ref in refs:
+                count += 1
+                self.bar.grow(1)
+                if ref.kind == Kind.BLOB:
+                    futures.append(self.pool.submit(self.blob, ref))
+                else:
+                    if ref.kind in (Kind.PAGE, Kind.MANIFEST):
+                        content.append(ref)
+                    self.bar.advance()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        self.read_bytes = sum(cancel_on_error(futures))
         self._trash_only(content)
         self.problems += self.walker.problems
         return count
