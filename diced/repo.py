@@ -240,8 +240,11 @@ class DicedRepo:
             Nothing of it can be deleted (the message says why).
         """
         self._writable_view()
-        return delete_branch(VersionGraph(self._ctx.backend, self.repo_uuid),
-                             validate_branch_name(name))
+        try:
+            return delete_branch(VersionGraph(self._ctx.backend, self.repo_uuid),
+                                 validate_branch_name(name))
+        finally:
+            self._forget_attachments()
 
     def delete_version(self, uuid: str) -> None:
         """Abandon the open leaf version ``uuid`` (a UUID, prefix or ``:branch``).
@@ -251,7 +254,14 @@ class DicedRepo:
         """
         self._writable_view()
         graph = VersionGraph(self._ctx.backend, self.repo_uuid)
-        delete_version(graph, graph.resolve(uuid))
+        try:
+            delete_version(graph, graph.resolve(uuid))
+        finally:
+            self._forget_attachments()
+
+    def _forget_attachments(self) -> None:
+        # The graph caches which nodes are attached; a deletion detaches some.
+        self._graph = VersionGraph(self._ctx.backend, self.repo_uuid)
 
     def storage_report(self, version: str | None = None) -> RepoUsage:
         """Stored (compressed) bytes of every version (or only ``version``) and array:

@@ -128,6 +128,8 @@ class _Copy:
         self.bar = bar
         self.written: list[int] = []
         self.there: list[int] = []
+        #: Keys of the repo being copied that the destination's last listing showed.
+        self.have: set[str] = set()
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -188,7 +190,7 @@ class _Copy:
         first = True
         while True:
             listed_at = time.monotonic()
-            have = set(self.dst.list_prefix(keys.repo_prefix(plan.uuid)))
+            have = self.have = set(self.dst.list_prefix(keys.repo_prefix(plan.uuid)))
             missing = [k for k in plan.needed if k not in have]
             if first:
                 self.there += [plan.needed[k] for k in plan.needed if k in have]
@@ -205,11 +207,13 @@ class _Copy:
 
     def _create(self, key: str, data: bytes) -> bytes | None:
         """Write ``data`` at ``key`` unless something is there; return what is there then
-        (``None`` when this call wrote it)."""
-        if self.dst.put_if_absent(key, data):
-            self.written.append(len(data))
-            return None
-        found = self.dst.get(key)
+        (``None`` when this call wrote it). A key the last listing showed is only read."""
+        found = self.dst.get(key) if key in self.have else None
+        if found is None:
+            if self.dst.put_if_absent(key, data):
+                self.written.append(len(data))
+                return None
+            found = self.dst.get(key)
         if found == data:
             self.there.append(len(data))
         return found
