@@ -16,7 +16,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from multiprocessing.synchronize import Barrier, Event
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +30,36 @@ from diced import DicedStore
 from diced.lifecycle.gc import collect_garbage
 from diced.lifecycle.sync import copy_versions
 
-#: The array every palette writer fills: 4×4×4 chunks of 16³ uint8.
+#: The array every palette writer fills: 4×4×4 chunks of 16³ uint16.
 SHAPE = (64, 64, 64)
 CHUNKS = (16, 16, 16)
-#: Chunk contents come from this few values, so writers keep rewriting bytes whose blob
-#: exists already (often unreferenced and old: the collector's candidates).
+#: Chunk contents come from these few values, shared by every writer.
 PALETTE = tuple(range(1, 9))
+#: Values a writer cycles through in its scratch chunk, which it clears before each lock:
+#: their blobs are never in a locked version, so they keep turning into garbage, growing
+#: old, and being written again (a reuse of an object the collector is moving).
+SCRATCH = tuple(range(1000, 1040))
 
 
 def digest_of(array: np.ndarray[Any, Any]) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def palette_writer(path: str, node: str, seed: int, seconds: float, lock_every: int,
-                   barrier: Barrier) -> dict[str, Any]:
-    """Write whole chunks of palette values into ``node``'s array ``a`` for ``seconds``,
-    locking and continuing the branch every ``lock_every`` writes.
+def _chunk(index: tuple[int, ...]) -> tuple[slice, ...]:
+    return tuple(slice(i * c, (i + 1) * c) for i, c in zip(index, CHUNKS, strict=True))
 
-    Returns what must hold afterwards: per locked node the digest of its array and file,
-    and for the last (open) node the same, all computed from the writer's own model.
+
+def palette_writer(path: str, node: str, p: int, seconds: float, lock_every: int,
+                   barrier: Barrier) -> dict[str, Any]:
+    """Write whole chunks into ``node``'s array ``a`` for ``seconds``, locking and
+    continuing the branch every ``lock_every`` writes; chunk ``(p, 3, 3)`` is the
+    writer's scratch chunk (see :data:`SCRATCH`), the others get palette values.
+
+    Returns what must hold afterwards, from the writer's own model: per locked node the
+    digest of its array and of its file, the same for the last (open) node, and counts.
     """
-    rng = random.Random(seed)
+    rng = random.Random(p)
+    scratch = (p, 3, 3)
     with DicedStore(path) as store:
         repo = store.open_repo(uuid=node)
         model = repo.get_array("a")[...]
@@ -61,16 +70,22 @@ def palette_writer(path: str, node: str, seed: int, seconds: float, lock_every: 
         writes = 0
         while time.monotonic() < end:
             arr = repo.get_array("a")
-            chunk = tuple(rng.randrange(n // c) for n, c in zip(SHAPE, CHUNKS, strict=True))
-            sel = tuple(slice(i * c, (i + 1) * c) for i, c in zip(chunk, CHUNKS, strict=True))
-            value = rng.choice(PALETTE)
-            arr[sel] = value
-            model[sel] = value
             writes += 1
+            if writes % 2:
+                index = tuple(rng.randrange(n // c) for n, c in zip(SHAPE, CHUNKS, strict=True))
+                if index == scratch:
+                    continue
+                value = rng.choice(PALETTE)
+            else:
+                index, value = scratch, SCRATCH[(writes // 2) % len(SCRATCH)]
+            arr[_chunk(index)] = value
+            model[_chunk(index)] = value
             if writes % 7 == 0:
                 text = bytes([rng.choice(PALETTE)]) * 100
                 repo.upload_filedata("notes", text)
             if writes % lock_every == 0:
+                arr[_chunk(scratch)] = 0
+                model[_chunk(scratch)] = 0
                 repo.lock_node(f"lock {writes}")
                 locked.append((repo.uuid, digest_of(model), hashlib.sha256(text).hexdigest()))
                 repo.change_version(repo.create_branch(f"after {writes}"))
@@ -79,15 +94,15 @@ def palette_writer(path: str, node: str, seed: int, seconds: float, lock_every: 
                 "writes": writes}
 
 
-def gc_loop(path: str, grace: float, stop: Event) -> list[dict[str, int]]:
-    """Collect garbage again and again until ``stop`` is set; what each run did."""
+def gc_loop(path: str, grace: float, seconds: float) -> list[dict[str, int]]:
+    """Collect garbage again and again for ``seconds``; what each run did."""
     runs = []
+    end = time.monotonic() + seconds
     with DicedStore(path) as store:
-        while not stop.is_set():
+        while time.monotonic() < end:
             report = store.gc(grace, progress=False)
             runs.append({"trashed": report.trashed.objects, "deleted": report.deleted.objects,
                          "restored": report.restored.objects, "skipped": report.skipped})
-            time.sleep(0.05)
     return runs
 
 
