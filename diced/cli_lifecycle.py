@@ -39,6 +39,11 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 version``, ``2 versions``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _usage(usage: Usage, exact: bool) -> str:
     return str(usage.bytes) if exact else human_bytes(usage.bytes)
 
@@ -97,16 +102,17 @@ def _gc_lines(report: GcReport) -> list[str]:
 def _sync_lines(report: SyncReport) -> list[str]:
     lines = []
     for repo in report.repos:
-        parts = [f"{len(repo.copied)} versions copied", f"{repo.present} already there"]
+        parts = [f"{_count(len(repo.copied), 'version')} copied",
+                 f"{repo.present} already there"]
         if repo.grafted:
             parts.append(f"{len(repo.grafted)} added beside the destination's diverged "
-                         f"branch ({', '.join(u[:8] for u in repo.grafted)})")
+                         f"branch ({', '.join(u[:8] for u in repo.grafted)}; see diced dag)")
         if repo.skipped:
             parts.append(f"{len(repo.skipped)} not copied")
         lines.append(f"{repo.name}: " + ", ".join(parts))
         lines += [f"  not copied: {uuid} ({why})" for uuid, why in repo.skipped]
         lines += [f"  conflict: {text}" for text in repo.conflicts]
-    lines.append(f"wrote {report.written.objects} objects "
+    lines.append(f"wrote {_count(report.written.objects, 'object')} "
                  f"({human_bytes(report.written.bytes)}); "
                  f"{report.already_there.objects} were already there")
     return lines
@@ -197,7 +203,7 @@ def add_lifecycle_commands(group: click.Group,
         if report.ok:
             click.echo(f"{summary}: no damage")
             return
-        click.echo(f"{summary}: {len(report.damage)} damaged objects")
+        click.echo(f"{summary}: {_count(len(report.damage), 'damaged object')}")
         raise click.exceptions.Exit(1)
 
     @group.command("gc")
@@ -285,7 +291,7 @@ def add_lifecycle_commands(group: click.Group,
             if not yes:
                 click.confirm(f"delete branch {branch!r} of repo {repo!r}?", abort=True)
             result = handle.delete_branch(branch)
-        click.echo(f"deleted {len(result.deleted)} versions of branch {branch!r}")
+        click.echo(f"deleted {_count(len(result.deleted), 'version')} of branch {branch!r}")
         for uuid, why in result.kept:
             click.echo(f"kept {uuid}: {why}")
 
