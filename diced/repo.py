@@ -267,7 +267,8 @@ class DicedRepo:
         """Stored (compressed) bytes of every version (or only ``version``) and array:
         what each needs, and how much of it no parent needs (``diced du``)."""
         chosen = None if version is None else [self._graph.resolve(version)]
-        return repo_usage(self._ctx.backend, self.repo_uuid, self.name, versions=chosen)
+        return repo_usage(self._ctx.backend, self.repo_uuid, self.name, versions=chosen,
+                          cache=self._ctx.page_cache)
 
     def node_record(self, uuid: str | None = None) -> NodeRecord:
         """The stored record of ``uuid`` (default: the current node)."""

@@ -223,7 +223,7 @@ class DicedStore:
 
     def storage_report(self) -> StoreUsage:
         """Stored bytes of each repo and of the whole store (``diced du LOCATION``)."""
-        return store_usage(self.backend)
+        return store_usage(self.backend, cache=self.page_cache)
 
     def verify(self, repo: str | None = None, version: str | None = None, *,
                progress: bool | None = None) -> VerifyReport:

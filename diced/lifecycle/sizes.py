@@ -22,6 +22,7 @@ from diced.backends import ObjectStore
 from diced.errors import DicedException
 from diced.lifecycle.usage import Usage
 from diced.versioning import keys
+from diced.versioning.chunkindex import PageCache
 from diced.versioning.graph import VersionGraph
 from diced.versioning.node import NodeView
 from diced.versioning.reachability import Kind, Ref, Walker, named_repos
@@ -122,10 +123,11 @@ class _Sets:
 class _Sizer:
     """Per-version key sets of one repo, and their sizes from one listing."""
 
-    def __init__(self, backend: ObjectStore, pool: ThreadPoolExecutor, repo: str) -> None:
+    def __init__(self, backend: ObjectStore, pool: ThreadPoolExecutor, repo: str,
+                 cache: PageCache | None) -> None:
         self.backend = backend
         self.repo = repo
-        self.walker = Walker(backend, pool, strict=False)
+        self.walker = Walker(backend, pool, strict=False, cache=cache)
         self.graph = VersionGraph(backend, repo)
         self.sizes = {i.key: i.size for i in backend.list_info(keys.repo_prefix(repo))}
         self.records = {r.uuid: r for r in self.walker.nodes(repo)}
@@ -198,14 +200,16 @@ class _Sizer:
 
 
 def repo_usage(backend: ObjectStore, repo: str, name: str, *,
-               versions: Iterable[str] | None = None, jobs: int = 16) -> RepoUsage:
+               versions: Iterable[str] | None = None, jobs: int = 16,
+               cache: PageCache | None = None) -> RepoUsage:
     """The usage of repo ``repo`` (UUID) named ``name``.
 
     ``versions``: full UUIDs of the versions to detail (``None``: every version; an
-    empty iterable: none, totals only).
+    empty iterable: none, totals only). ``cache``: decoded index pages to share (pages
+    never change, so a store's cache makes repeated reports cheap).
     """
     with ThreadPoolExecutor(jobs, thread_name_prefix="diced-du") as pool:
-        sizer = _Sizer(backend, pool, repo)
+        sizer = _Sizer(backend, pool, repo, cache)
         reached = {ref.key for ref in sizer.walker.repo_refs(repo, set())}
         chosen = list(sizer.records) if versions is None else list(versions)
         detail = tuple(sizer.version(sizer.records[u] if u in sizer.records
@@ -216,9 +220,10 @@ def repo_usage(backend: ObjectStore, repo: str, name: str, *,
                      missing)
 
 
-def store_usage(backend: ObjectStore, *, jobs: int = 16) -> StoreUsage:
+def store_usage(backend: ObjectStore, *, jobs: int = 16, cache: PageCache | None = None
+                ) -> StoreUsage:
     """Totals per repo and for the whole store (no per-version detail)."""
-    repos = tuple(repo_usage(backend, uuid, name, versions=(), jobs=jobs)
+    repos = tuple(repo_usage(backend, uuid, name, versions=(), jobs=jobs, cache=cache)
                   for name, uuid in named_repos(backend, lambda problem: None))
     listed = list(backend.list_info(""))
     reachable = sum((r.reachable for r in repos), Usage())

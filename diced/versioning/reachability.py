@@ -177,16 +177,18 @@ class Walker:
     check_roots
         Also read and check claims, grafts and tags (fsck); otherwise they are only
         listed (gc, which keeps them whatever they hold).
+    cache
+        Decoded index pages to share (a store's own cache); a private one by default.
     """
 
     def __init__(self, backend: ObjectStore, pool: ThreadPoolExecutor, *, strict: bool,
-                 check_roots: bool = False) -> None:
+                 check_roots: bool = False, cache: PageCache | None = None) -> None:
         self.backend = backend
         self.pool = pool
         self.strict = strict
         self.check_roots = check_roots
         self.problems: list[Problem] = []
-        self.cache = PageCache(max_pages=1 << 18)
+        self.cache = cache if cache is not None else PageCache(max_pages=1 << 18)
         self._manifests: dict[tuple[str, str], Manifest | None] = {}
 
     def problem(self, ref: Ref, detail: str, *, damage: bool = True) -> None:
