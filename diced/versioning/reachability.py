@@ -289,10 +289,13 @@ class Walker:
                 self.problem(Ref(key, Kind.NODE, repo=repo), f"corrupt ({exc})")
                 continue
             records[record.uuid] = record
-        attached = {
-            uuid: r for uuid, r in records.items()
-            if graph.is_attached(r, records.get(r.parents[0]) if r.parents else None)
-        }
+        def is_attached(record: NodeRecord) -> bool:
+            first = records.get(record.parents[0]) if record.parents else None
+            return graph.is_attached(record, first)
+
+        # One claim read per node, in parallel (the graph's cache is a set: thread-safe).
+        found = list(self.pool.map(is_attached, records.values()))
+        attached = {r.uuid: r for r, ok in zip(records.values(), found, strict=True) if ok}
         needed = dict(attached)
         for record in attached.values():
             for parent in record.parents:
