@@ -158,7 +158,8 @@ class _Run:
         listed = list(self.backend.list_info(""))
         cutoff = started - self.grace
         present = {info.key for info in listed}
-        trash = [i for i in listed if i.key.startswith(keys.TRASH_PREFIX)]
+        trash = [i for i in listed if i.key.startswith(keys.TRASH_PREFIX)
+                 and keys.is_immutable(keys.untrash(i.key))]
         settle = [i for i in trash if i.modified <= cutoff]
         reachable, young, unknown, to_trash, to_delete = [], [], [], [], []
         for info in listed:
@@ -193,7 +194,8 @@ class _Run:
             temporaries = Usage(files, size)
             left += self.tally.trashed
             if self.grace == 0 and left:
-                left = self._settle_again()
+                self._settle_again()
+                left = []
         return GcReport(
             dry_run=self.dry_run, grace=self.grace,
             listed=Usage.of(i for i in listed if i.key.startswith(keys.repos_prefix())),
@@ -203,14 +205,14 @@ class _Run:
             temporaries=temporaries, trash_left=Usage.of(left),
             skipped=len(self.tally.skipped))
 
-    def _settle_again(self) -> list[ObjectInfo]:
+    def _settle_again(self) -> None:
         """Walk again and settle every trash copy now (grace 0: nobody else writes)."""
         _, reached = self.walk()
-        trash = list(self.backend.list_info(keys.TRASH_PREFIX))
+        trash = [i for i in self.backend.list_info(keys.TRASH_PREFIX)
+                 if keys.is_immutable(keys.untrash(i.key))]
         present = {i.key for i in self.backend.list_info(keys.repos_prefix())}
         self.bar.start("gc: emptying the trash", len(trash))
         self._each(trash, lambda info: self._settle(info, reached, present))
-        return []
 
     def _each(self, infos: Iterable[ObjectInfo], action: Callable[[ObjectInfo], None]) -> None:
         """Run ``action`` on every object in parallel; raise the first failure."""
