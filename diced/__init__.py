@@ -18,6 +18,7 @@ from diced.errors import (
     InvalidInputError,
     LockedError,
     NotFoundError,
+    ReadOnlyStoreError,
     StorageError,
 )
 from diced.repo import DicedRepo, NodeInfo
@@ -42,6 +43,7 @@ __all__ = [
     "LockedError",
     "NodeInfo",
     "NotFoundError",
+    "ReadOnlyStoreError",
     "StorageError",
     "__version__",
 ]

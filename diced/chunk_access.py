@@ -28,18 +28,24 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
+from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.metadata import ArrayV3Metadata
 
 from diced.errors import ConflictError, InvalidInputError, NotFoundError
 from diced.versioning.node import ArrayInfo, ChunkState, NodeView
 
-__all__ = ["RETRIES", "ChunkAccess", "metadata_of", "storage_grid"]
+__all__ = ["LIST_POINTERS_AT", "RETRIES", "ChunkAccess", "metadata_of", "slice_bytes",
+           "storage_grid"]
 
 T = TypeVar("T")
 Coords = tuple[int, ...]
 
 #: Attempts of one partial-chunk write against concurrent writers before giving up.
 RETRIES = 1000
+#: A read at an open node of a remote store lists the node's pointers (one request per
+#: first coordinate touched) instead of reading one pointer per chunk when it touches at
+#: least this many chunks per listing.
+LIST_POINTERS_AT = 4
 
 
 def storage_grid(meta: ArrayV3Metadata) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -51,6 +57,19 @@ def storage_grid(meta: ArrayV3Metadata) -> tuple[tuple[int, ...], tuple[int, ...
     unit = tuple(meta.chunk_grid.chunk_shape)  # type: ignore[attr-defined]
     grid = tuple(math.ceil(n / c) for n, c in zip(meta.shape, unit, strict=True))
     return unit, grid
+
+
+def slice_bytes(data: bytes, byte_range: ByteRequest | None) -> bytes:
+    """The part of ``data`` a zarr byte request names (all of it for ``None``)."""
+    if byte_range is None:
+        return data
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start:byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset:]
+    if isinstance(byte_range, SuffixByteRequest):
+        return data[len(data) - byte_range.suffix:] if byte_range.suffix else b""
+    raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
 
 
 def _backoff(attempt: int) -> None:
@@ -114,6 +133,43 @@ class ChunkAccess:
         """The chunk's encoded bytes (``None``: fill value) and the state they belong to."""
         state = self.state(coords)
         return (None if state.digest is None else self.view.read_blob(state.digest)), state
+
+    def read_each(self, coords_list: Iterable[Coords],
+                  use: Callable[[Coords, bytes | None], None]) -> None:
+        """Read many chunks: ``use(coords, bytes or None)`` for each, on the I/O pool.
+
+        At an open node of a remote store, a read of many chunks first lists the node's
+        pointers among them (one listing per first coordinate touched) and reads only those
+        pointers; every other chunk comes from the parent's tree, which needs no request.
+        A pointer created after the listing, by a write that had not returned when this
+        read began, may be missed; one that existed before is always found.
+        """
+        todo = [self._checked(c) for c in coords_list]
+        resolve = self._resolver(todo)
+
+        def work(coords: Coords) -> None:
+            found = resolve(coords)
+            use(coords, None if found is None else self.view.read_blob(found))
+
+        self.run(work, todo)
+
+    def _resolver(self, todo: list[Coords]) -> Callable[[Coords], bytes | None]:
+        """How to find the digest of each chunk of a read of ``todo``."""
+        view, info = self.view, self.info
+        if view.locked:
+            return lambda coords: view.base_digest(info, coords)
+        firsts = {c[0] for c in todo} if info.ndim >= 2 else None
+        listings = 1 if firsts is None else len(firsts)
+        if not view.backend.remote or len(todo) < LIST_POINTERS_AT * listings:
+            return lambda coords: view.chunk_state(info, coords).digest
+        written = view.pointer_coords(info, firsts)
+
+        def resolve(coords: Coords) -> bytes | None:
+            if coords in written:
+                return view.chunk_state(info, coords).digest
+            return view.base_digest(info, coords)
+
+        return resolve
 
     def stored(self) -> dict[Coords, bytes]:
         """Every stored (non-fill) chunk: coordinates → digest of its bytes."""

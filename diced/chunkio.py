@@ -77,17 +77,22 @@ class ChunkCodec:
 
     def encode(self, chunk: npt.NDArray[Any]) -> bytes | None:
         """Stored bytes of ``chunk``, or ``None`` when it equals the fill value everywhere."""
-        if self._is_fill(chunk):
-            return None
         chunk = np.ascontiguousarray(chunk, dtype=self.dtype)
         if self.compressor is None:
-            return chunk.tobytes()
-        return bytes(self.compressor.encode(chunk))
+            return None if self._is_fill(chunk) else chunk.tobytes()
+        encoded = self.compressor.encode(chunk)
+        # Only a chunk that compresses 16-fold can be one repeated value (a fill chunk
+        # compresses 30- to 4000-fold with every codec here), so the full scan that decides
+        # runs only for those: most chunks skip it.
+        if len(encoded) * 16 <= chunk.nbytes and self._is_fill(chunk):
+            return None
+        return bytes(encoded)
 
     def _is_fill(self, chunk: npt.NDArray[Any]) -> bool:
         if not self.fill_value:
             # A float chunk of -0.0 is not the fill value +0.0: it must be stored.
-            return not chunk.any() and not (self.dtype.kind == "f" and np.signbit(chunk).any())
+            return np.count_nonzero(chunk) == 0 and not (
+                self.dtype.kind == "f" and np.signbit(chunk).any())
         return bool(np.all(chunk == self.fill_value))
 
     def fill(self) -> npt.NDArray[Any]:
@@ -116,9 +121,10 @@ def _expand(value: npt.NDArray[Any], indexer: BasicIndexer, ndim: int) -> npt.ND
 def read_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer) -> Any:
     """Read a basic selection; returns an ndarray, or a numpy scalar for a single element."""
     out = np.empty(indexer.shape, dtype=codec.dtype)
+    projections = {p.chunk_coords: p for p in indexer}
 
-    def work(p: ChunkProjection) -> None:
-        data = access.read(p.chunk_coords)
+    def use(coords: tuple[int, ...], data: bytes | None) -> None:
+        p = projections[coords]
         if data is None:
             out[p.out_selection] = codec.fill_value
             return
@@ -126,7 +132,7 @@ def read_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer
         out[p.out_selection] = part.squeeze(axis=indexer.drop_axes) if indexer.drop_axes \
             else part
 
-    access.run(work, indexer)
+    access.read_each(projections, use)
     return out[()] if out.shape == () else out
 
 

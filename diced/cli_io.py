@@ -15,7 +15,7 @@ import click
 
 from diced.errors import InvalidInputError
 from diced.io import export_array, import_array
-from diced.io.destination import DESTINATIONS
+from diced.io.formats import DESTINATIONS
 from diced.repo import DicedRepo
 from diced.store import DicedStore
 

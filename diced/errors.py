@@ -20,6 +20,7 @@ __all__ = [
     "InvalidInputError",
     "LockedError",
     "NotFoundError",
+    "ReadOnlyStoreError",
     "StorageError",
 ]
 
@@ -42,6 +43,13 @@ class AlreadyExistsError(DicedException, ValueError):
 
 class LockedError(DicedException, PermissionError):
     """A write was attempted on a locked node or a read-only handle."""
+
+
+class ReadOnlyStoreError(LockedError, ValueError):
+    """A write through a read-only zarr Store of diced (a locked version, a read-only repo).
+
+    Also a ``ValueError``, which is what zarr's own read-only stores raise.
+    """
 
 
 class ConflictError(DicedException, RuntimeError):

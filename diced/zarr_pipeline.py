@@ -25,16 +25,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
 import zarr
-from zarr.abc.store import ByteSetter
+from zarr.abc.store import ByteRequest, ByteSetter
 from zarr.core.array_spec import ArraySpec
-from zarr.core.buffer import NDBuffer
+from zarr.core.buffer import Buffer, BufferPrototype, NDBuffer
 from zarr.core.codec_pipeline import BatchedCodecPipeline, fill_value_or_default
 from zarr.core.indexing import SelectorTuple
 from zarr.core.sync import sync
 from zarr.registry import register_pipeline
 from zarr.storage import StorePath
 
-from diced.chunk_access import ChunkAccess
+from diced.chunk_access import ChunkAccess, slice_bytes
 
 __all__ = ["PIPELINE_PATH", "ChunkTargets", "DicedCodecPipeline", "installed"]
 
@@ -67,8 +67,39 @@ def _target(byte_setter: ByteSetter) -> tuple[ChunkAccess, Coords] | None:
     return None
 
 
+class _Fetched:
+    """A byte getter over bytes already read (zarr's decoders, sharding's included)."""
+
+    def __init__(self, data: bytes | None) -> None:
+        self.data = data
+
+    async def get(self, prototype: BufferPrototype,
+                  byte_range: ByteRequest | None = None) -> Buffer | None:
+        if self.data is None:
+            return None
+        return prototype.buffer.from_bytes(slice_bytes(self.data, byte_range))
+
+
 class DicedCodecPipeline(BatchedCodecPipeline):
-    """zarr's batched pipeline; writes to diced stores go through chunk access."""
+    """zarr's batched pipeline; chunks of diced stores are read and written by chunk access."""
+
+    async def read_batch(self, batch_info: Iterable[Any], out: NDBuffer,
+                         drop_axes: tuple[int, ...] = ()) -> None:
+        batch = list(batch_info)
+        targets = [_target(item[0]) for item in batch]
+        if not batch or any(t is None for t in targets):
+            await super().read_batch(batch, out, drop_axes)
+            return
+        access = targets[0][0]  # type: ignore[index]
+        fetched: dict[Coords, bytes | None] = {}
+
+        def read_all() -> None:
+            access.read_each([t[1] for t in targets if t is not None], fetched.__setitem__)
+
+        await asyncio.get_running_loop().run_in_executor(_batches, read_all)
+        resolved = [(_Fetched(fetched[t[1]]), *item[1:])
+                    for item, t in zip(batch, targets, strict=True) if t is not None]
+        await super().read_batch(resolved, out, drop_axes)
 
     async def write_batch(self, batch_info: Iterable[BatchItem], value: NDBuffer,
                           drop_axes: tuple[int, ...] = ()) -> None:

@@ -40,9 +40,9 @@ from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 from zarr.core.metadata import ArrayV3Metadata
 
 from diced import zarr_pipeline
-from diced.chunk_access import ChunkAccess, metadata_of
+from diced.chunk_access import ChunkAccess, metadata_of, slice_bytes
 from diced.context import NodeAddress, StoreContext
-from diced.errors import InvalidInputError, StorageError
+from diced.errors import InvalidInputError, ReadOnlyStoreError, StorageError
 from diced.versioning.node import ZARR_OBJECT_PREFIX, ArrayInfo, NodeView
 
 __all__ = ["ARRAY_NAME", "NodeStore", "check_array_metadata", "parse_chunk_key"]
@@ -95,18 +95,6 @@ def check_array_metadata(doc: Any) -> ArrayV3Metadata:
     return meta
 
 
-def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
-    if byte_range is None:
-        return data
-    if isinstance(byte_range, RangeByteRequest):
-        return data[byte_range.start:byte_range.end]
-    if isinstance(byte_range, OffsetByteRequest):
-        return data[byte_range.offset:]
-    if isinstance(byte_range, SuffixByteRequest):
-        return data[len(data) - byte_range.suffix:] if byte_range.suffix else b""
-    raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
-
-
 class NodeStore(Store):
     """zarr Store over one node of one repo. Read-only when the node is locked.
 
@@ -143,6 +131,14 @@ class NodeStore(Store):
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickles as an address; unpickling reopens the store (see diced.context).
         return (self.ctx.reopen_node_store, (self.address,))
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            state = "a locked version" if self.view.locked else "opened read-only"
+            raise ReadOnlyStoreError(
+                f"store was opened in read-only mode and does not support writing: version "
+                f"{self.view.uuid} is {state}; create a branch (create_branch) and write there"
+            )
 
     def with_read_only(self, read_only: bool = False) -> NodeStore:
         # docstring inherited
@@ -216,16 +212,23 @@ class NodeStore(Store):
             return self.view.read_blob(found)
         return _DEFAULT_ROOT if key == "zarr.json" else None
 
-    async def get(self, key: str, prototype: BufferPrototype | None = None,
-                  byte_range: ByteRequest | None = None) -> Buffer | None:
-        # docstring inherited
+    def get_sync(self, key: str, *, prototype: BufferPrototype | None = None,
+                 byte_range: ByteRequest | None = None) -> Buffer | None:
+        """:meth:`get` without an event loop (zarr's ``SupportsGetSync``)."""
         if byte_range is not None and not isinstance(
                 byte_range, RangeByteRequest | OffsetByteRequest | SuffixByteRequest):
             raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
-        data = await asyncio.to_thread(self._get_sync, key)
+        data = self._get_sync(key)
         if data is None:
             return None
-        return (prototype or default_buffer_prototype()).buffer.from_bytes(_slice(data, byte_range))
+        buffer = (prototype or default_buffer_prototype()).buffer
+        return buffer.from_bytes(slice_bytes(data, byte_range))
+
+    async def get(self, key: str, prototype: BufferPrototype | None = None,
+                  byte_range: ByteRequest | None = None) -> Buffer | None:
+        # docstring inherited
+        return await asyncio.to_thread(self.get_sync, key, prototype=prototype,
+                                       byte_range=byte_range)
 
     async def get_partial_values(self, prototype: BufferPrototype,
                                  key_ranges: Iterable[tuple[str, ByteRequest | None]]
@@ -297,10 +300,14 @@ class NodeStore(Store):
             return
         self.view.write_file(self._object_name(key), data)
 
+    def set_sync(self, key: str, value: Buffer) -> None:
+        """:meth:`set` without an event loop (zarr's ``SupportsSetSync``)."""
+        self._check_writable()
+        self._set_sync(key, value.to_bytes())
+
     async def set(self, key: str, value: Buffer) -> None:
         # docstring inherited
-        self._check_writable()
-        await asyncio.to_thread(self._set_sync, key, value.to_bytes())
+        await asyncio.to_thread(self.set_sync, key, value)
 
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
         # docstring inherited
@@ -328,10 +335,14 @@ class NodeStore(Store):
         if self.view.find_file(self._object_name(key)) is not None:
             self.view.delete_file(self._object_name(key))
 
+    def delete_sync(self, key: str) -> None:
+        """:meth:`delete` without an event loop (zarr's ``SupportsDeleteSync``)."""
+        self._check_writable()
+        self._delete_sync(key)
+
     async def delete(self, key: str) -> None:
         # docstring inherited
-        self._check_writable()
-        await asyncio.to_thread(self._delete_sync, key)
+        await asyncio.to_thread(self.delete_sync, key)
 
     def _delete_dir_sync(self, prefix: str) -> None:
         prefix = prefix.rstrip("/")

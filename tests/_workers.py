@@ -65,19 +65,12 @@ class Outcome:
         return self.error is None
 
 
-def _resolve(name: str) -> Callable[..., Any]:
-    """A function of this module, or ``module:function`` of another test helper module."""
-    if ":" in name:
-        module, _, function = name.partition(":")
-        found: Callable[..., Any] = getattr(importlib.import_module(module), function)
-        return found
-    function_here: Callable[..., Any] = globals()[name]
-    return function_here
-
-
 def _entry(results: Any, index: int, name: str, args: tuple[Any, ...]) -> None:
     try:
-        value = _resolve(name)(*args)
+        # ``module:function`` runs a function of another test helper module.
+        module, _, func = name.rpartition(":")
+        target = getattr(importlib.import_module(module), func) if module else globals()[name]
+        value = target(*args)
     except BaseException as exc:
         detail = f"{exc}\n{traceback.format_exc()}"
         results.put((index, None, type(exc).__name__, detail, isinstance(exc, DicedException)))
@@ -89,7 +82,7 @@ def run_processes(calls: list[tuple[str, tuple[Any, ...]]], timeout: float = 120
                   ) -> list[Outcome]:
     """Run ``name(*args)`` for each call in its own spawned process; outcomes in call order.
 
-    ``name`` is a function of this module, or ``module:function`` of another one here.
+    ``name`` is a function of this module, or ``module:function`` of another one.
 
     Every process must report within ``timeout`` seconds; a process that dies without
     reporting (or a timeout) fails the calling test with an ``AssertionError``.

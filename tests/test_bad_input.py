@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _checks import raises as _raises
+from _checks import state as _state
 
 from diced import (
     AlreadyExistsError,
     ArrayDtype,
     DicedArray,
-    DicedException,
     DicedRepo,
     DicedStore,
     FormatVersionError,
@@ -32,35 +33,6 @@ from diced import (
 @pytest.fixture
 def repo(store: DicedStore) -> DicedRepo:
     return store.create_repo("repo")
-
-
-def _raises(exc_type: type[DicedException], words: str | tuple[str, ...],
-            call: Callable[[], Any]) -> DicedException:
-    """Run ``call``; it must raise ``exc_type`` whose message holds one of ``words``."""
-    with pytest.raises(exc_type) as info:
-        call()
-    assert isinstance(info.value, DicedException)
-    message = str(info.value).lower()
-    options = (words,) if isinstance(words, str) else words
-    assert any(w.lower() in message for w in options), (options, message)
-    return info.value
-
-
-def _state(repo: DicedRepo) -> dict[str, Any]:
-    """Everything a test can observe about a repo's current node, for before/after checks."""
-    arrays = {}
-    for name, dtype in repo.list_instances():
-        arr = repo.get_array(name)
-        data = arr[...] if not arr.unbounded else arr[arr.get_extents()]
-        arrays[name] = (dtype, arr.shape, arr.chunks, arr.islabel3D, data.tobytes())
-    return {
-        "uuid": repo.get_current_version(),
-        "locked": repo.locked,
-        "log": repo.get_commit_log(),
-        "nodes": sorted((n.uuid, n.parents, n.branch, n.locked) for n in repo.list_nodes()),
-        "files": {f: repo.download_filedata(f) for f in repo.list_files()},
-        "arrays": arrays,
-    }
 
 
 @pytest.fixture

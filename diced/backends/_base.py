@@ -92,6 +92,9 @@ class ObjectStore(ABC):
     atomic_conditional_writes: bool = True
     #: The backend accepts writes at all.
     writable: bool = True
+    #: Every request crosses a network (a bucket): one listing can replace many gets, and
+    #: many requests should be in flight at once.
+    remote: bool = False
 
     @abstractmethod
     def get(self, key: str) -> bytes | None:
@@ -129,6 +132,16 @@ class ObjectStore(ABC):
         Returns ``True`` if this call created it, ``False`` if the key already existed
         (its content is left unchanged). Exactly one of several racing callers wins.
         """
+
+    def put_immutable(self, key: str, data: bytes) -> None:
+        """Store content-addressed bytes: ``key`` names exactly this content (a digest).
+
+        Idempotent; concurrent calls with the same key store the same bytes. Unlike
+        :meth:`put_if_absent` it need not tell who created the object, so a backend may
+        take a cheaper path (the local one writes in place and repairs a torn copy). When
+        it returns, ``get(key)`` returns ``data``.
+        """
+        self.put_if_absent(key, data)
 
     @abstractmethod
     def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:

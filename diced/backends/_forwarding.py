@@ -16,6 +16,7 @@ class ForwardingObjectStore(ObjectStore):
         self.inner = inner
         self.atomic_conditional_writes = inner.atomic_conditional_writes
         self.writable = inner.writable
+        self.remote = inner.remote
 
     def get(self, key: str) -> bytes | None:
         # docstring inherited
@@ -36,6 +37,10 @@ class ForwardingObjectStore(ObjectStore):
     def put_if_absent(self, key: str, data: bytes) -> bool:
         # docstring inherited
         return self.inner.put_if_absent(key, data)
+
+    def put_immutable(self, key: str, data: bytes) -> None:
+        # docstring inherited
+        self.inner.put_immutable(key, data)
 
     def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
         # docstring inherited

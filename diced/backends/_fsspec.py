@@ -70,6 +70,7 @@ class FsspecObjectStore(ObjectStore):
 
     writable = False
     atomic_conditional_writes = False
+    remote = True
     #: Tries per request when it fails transiently, on top of the library's own retries.
     attempts = 4
     #: First back-off delay in seconds; doubled on every further try, with jitter.

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
+import threading
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -50,6 +51,10 @@ class LocalObjectStore(ObjectStore):
         # store leaves it untouched.
         self._tmp = os.path.join(self.root, _PRIVATE, "tmp")
         self._locks = os.path.join(self.root, _PRIVATE, "locks")
+        self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._lock_fds: dict[int, int] = {}
+        self._lock_pid = os.getpid()
+        self._names = itertools.count()
         self.sweep_temporaries()
 
     def __repr__(self) -> str:
@@ -60,20 +65,40 @@ class LocalObjectStore(ObjectStore):
 
     @contextmanager
     def _locked(self, key: str) -> Iterator[None]:
-        # A fresh descriptor per call: flock locks belong to the open file description,
-        # so this excludes other threads, other processes and forked children alike.
+        # One descriptor per lock file, kept open for the process, taken by one thread at a
+        # time (a thread lock first): flock locks belong to the open file description, so
+        # threads sharing one must not rely on it, and a forked child (another process
+        # id) opens its own instead of sharing its parent's.
         stripe = zlib.crc32(key.encode()) % _LOCK_STRIPES
-        path = os.path.join(self._locks, f"{stripe:02x}")
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            os.makedirs(self._locks, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
+        with self._thread_locks[stripe]:
+            fd = self._lock_fd(stripe)
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_fd(self, stripe: int) -> int:
+        pid = os.getpid()
+        if self._lock_pid != pid:
+            self._lock_fds, self._lock_pid = {}, pid
+        fd = self._lock_fds.get(stripe)
+        if fd is None:
+            path = os.path.join(self._locks, f"{stripe:02x}")
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:
+                os.makedirs(self._locks, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._lock_fds[stripe] = fd
+        return fd
+
+    def close(self) -> None:
+        # docstring inherited
+        if self._lock_pid == os.getpid():
+            for fd in self._lock_fds.values():
+                os.close(fd)
+        self._lock_fds = {}
 
     def sweep_temporaries(self, older_than: float = STALE_TEMP_SECONDS) -> tuple[int, int]:
         """Delete temporary files of killed writers older than ``older_than`` seconds.
@@ -97,24 +122,39 @@ class LocalObjectStore(ObjectStore):
                     removed, freed = removed + 1, freed + st.st_size
         return removed, freed
 
-    def _write_temp(self, data: bytes) -> str:
-        tmp = os.path.join(self._tmp, uuid.uuid4().hex)
+    def _create(self, path: str, *, parents: str) -> int:
+        """A new file at ``path``, created exclusively (``FileExistsError`` if it exists)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
-            f = open(tmp, "wb")  # noqa: SIM115 - closed by the with block below
+            return os.open(path, flags, 0o644)
         except FileNotFoundError:
-            os.makedirs(self._tmp, exist_ok=True)
-            f = open(tmp, "wb")  # noqa: SIM115
+            os.makedirs(parents, exist_ok=True)
+            return os.open(path, flags, 0o644)
+
+    def _fill(self, fd: int, path: str, data: bytes) -> None:
+        """Write ``data`` into the new file ``fd`` at ``path`` and close it.
+
+        On failure the partial file is removed (a full disk must not stay full of
+        fragments), unless another writer has replaced ``path`` meanwhile.
+        """
         try:
-            with f:
-                f.write(data)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if self.fsync:
+                os.fsync(fd)
         except BaseException:
-            # A full disk (ENOSPC) must not leave the partial file behind to keep it full.
             with suppress(OSError):
-                os.unlink(tmp)
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    os.unlink(path)
             raise
+        finally:
+            os.close(fd)
+
+    def _write_temp(self, data: bytes) -> str:
+        # Unique per process and call: cheaper than a random name, and never reused.
+        tmp = os.path.join(self._tmp, f"{os.getpid()}-{next(self._names)}")
+        self._fill(self._create(tmp, parents=self._tmp), tmp, data)
         return tmp
 
     def _publish(self, publish: str, tmp: str, path: str) -> None:
@@ -189,6 +229,28 @@ class LocalObjectStore(ObjectStore):
             finally:
                 with suppress(FileNotFoundError):
                     os.unlink(tmp)
+        except OSError as exc:
+            raise StorageError(f"cannot write {key!r} in {self.root!r}: {exc}") from exc
+
+    def put_immutable(self, key: str, data: bytes) -> None:
+        # docstring inherited
+        if self.fsync:
+            # Durable order: the bytes reach the disk before the name does.
+            self.put_if_absent(key, data)
+            return
+        path = self._path(key)
+        try:
+            try:
+                fd = self._create(path, parents=os.path.dirname(path))
+            except FileExistsError:
+                if os.stat(path).st_size == len(data):
+                    return
+                # A shorter copy under this name is a writer killed mid-write (or one
+                # still writing): replace it whole, atomically.
+                tmp = self._write_temp(data)
+                self._publish("replace", tmp, path)
+                return
+            self._fill(fd, path, data)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r} in {self.root!r}: {exc}") from exc
 

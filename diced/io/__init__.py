@@ -10,8 +10,9 @@ the ``io`` extra: ``pip install 'diced[io]'``. See ``docs/io.md``.
 
 from __future__ import annotations
 
-from diced.io.destination import DESTINATIONS, Destination, open_destination
-from diced.io.source import ArraySource, Source, open_source
+from diced.io.destination import Destination
+from diced.io.formats import DESTINATIONS, open_destination, open_source
+from diced.io.source import ArraySource, Source
 from diced.io.transfer import export_array, import_array
 
 __all__ = ["DESTINATIONS", "ArraySource", "Destination", "Source", "export_array",

@@ -1,4 +1,4 @@
-"""The contract every export target meets, and how a DEST string picks its writer.
+"""The contract every export target meets.
 
 A :class:`Destination` is created for one shape and dtype, receives row ranges along
 axis 0 (from several threads at once unless it declares itself :attr:`~Destination.ordered`),
@@ -7,10 +7,11 @@ Writers that make a new file or directory build it under a hidden temporary name
 the target and rename it into place on commit, so an interrupted export (Ctrl-C, a crash,
 ``kill -9``) never leaves a half-written file under the name asked for.
 
-Formats are registered in :data:`DESTINATIONS` by name; ``--format`` picks one, otherwise
-the DEST suffix does (see :func:`guess_format`). A later OME-Zarr writer registers itself
-there as one more entry (a :class:`~diced.io.zarrfmt.ZarrDestination` subclass whose
-:meth:`~Destination.commit` adds the ``multiscales`` metadata).
+Formats are registered in :data:`diced.io.formats.DESTINATIONS` by name; ``--format`` picks
+one, otherwise the DEST suffix does (see :func:`diced.io.formats.guess_format`). A later
+OME-Zarr writer registers itself there as one more entry (a
+:class:`~diced.io.zarrfmt.ZarrDestination` subclass whose :meth:`~Destination.commit` adds
+the ``multiscales`` metadata).
 """
 
 from __future__ import annotations
@@ -18,17 +19,14 @@ from __future__ import annotations
 import os
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import numpy.typing as npt
 
-from diced.errors import AlreadyExistsError, InvalidInputError, NotFoundError
-from diced.io.source import split_inner_path
+from diced.errors import AlreadyExistsError, NotFoundError
 
-__all__ = ["DESTINATIONS", "Destination", "StagedPath", "guess_format", "open_destination"]
+__all__ = ["Destination", "StagedPath"]
 
 
 class Destination(ABC):
@@ -90,81 +88,3 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
-
-
-def _tiff_stack(*args: Any) -> Destination:
-    from diced.io.tiff import TiffStackDestination
-
-    return TiffStackDestination(*args)
-
-
-def _tiff(*args: Any) -> Destination:
-    from diced.io.tiff import TiffFileDestination
-
-    return TiffFileDestination(*args)
-
-
-def _hdf5(*args: Any) -> Destination:
-    from diced.io.hdf5 import Hdf5Destination
-
-    return Hdf5Destination(*args)
-
-
-def _zarr(*args: Any) -> Destination:
-    from diced.io.zarrfmt import ZarrDestination
-
-    return ZarrDestination(*args)
-
-
-#: Format name → factory taking ``(path, inner, shape, dtype, chunks, overwrite)``.
-#: Factories import their writer lazily, so optional packages load only when used.
-DESTINATIONS: dict[str, Callable[..., Destination]] = {
-    "tiff-stack": _tiff_stack,
-    "tiff": _tiff,
-    "hdf5": _hdf5,
-    "zarr": _zarr,
-}
-
-_SUFFIXES = {".tif": "tiff", ".tiff": "tiff", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
-             ".he5": "hdf5", ".zarr": "zarr"}
-
-
-def guess_format(dest: str) -> str:
-    """The format a DEST names by its suffix; a suffix-less path is a TIFF stack directory.
-
-    Raises :class:`InvalidInputError` for any other suffix.
-    """
-    location = dest.split(":", 1)[0] if ":" in dest else dest
-    suffix = Path(location.rstrip("/")).suffix.lower()
-    if suffix in _SUFFIXES:
-        return _SUFFIXES[suffix]
-    if not suffix:
-        return "tiff-stack"
-    raise InvalidInputError(f"cannot tell the format of {dest!r} from its suffix; pass "
-                            f"--format (format=...) with one of {', '.join(DESTINATIONS)}")
-
-
-def open_destination(dest: str, shape: tuple[int, ...], dtype: np.dtype[Any],
-                     chunks: tuple[int, ...], *, format: str | None = None,
-                     overwrite: bool = False) -> Destination:
-    """A writer for ``dest`` in ``format`` (default: :func:`guess_format`).
-
-    Raises
-    ------
-    InvalidInputError
-        Unknown format, or the format cannot hold an array of ``len(shape)`` dimensions.
-    AlreadyExistsError
-        ``dest`` exists and ``overwrite`` is false.
-    NotFoundError
-        The directory ``dest`` should go in does not exist.
-    """
-    dest = os.path.expanduser(dest)
-    kind = format or guess_format(dest)
-    if kind not in DESTINATIONS:
-        raise InvalidInputError(f"unknown export format {kind!r}; choose one of "
-                                f"{', '.join(DESTINATIONS)}")
-    location, inner = split_inner_path(dest)
-    if not inner and ":" in dest and kind in ("hdf5", "zarr"):
-        location, inner = dest.split(":", 1)
-        inner = inner.strip("/")
-    return DESTINATIONS[kind](Path(location), inner, shape, dtype, chunks, overwrite)

@@ -1,4 +1,4 @@
-"""The contract every importable volume meets, and how a SOURCE string picks its reader.
+"""The contract every importable volume meets.
 
 A :class:`Source` is a read-only nD volume with a shape and a dtype that can be read in
 *row ranges* along axis 0 (``rows start:stop``, every other axis whole). That is all the
@@ -6,7 +6,7 @@ slab streamer (:mod:`diced.io.slabs`) needs, and every format reads it cheaply: 
 slice files, a range of TIFF pages, a hyperslab of an HDF5 or zarr dataset, a window of a
 ``.npy`` file.
 
-:func:`open_source` maps what a user types to a reader:
+:func:`diced.io.formats.open_source` maps what a user types to a reader:
 
 ============================================  ==========================================
 SOURCE                                        reader
@@ -27,21 +27,16 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 
-from diced.errors import InvalidInputError, NotFoundError
+from diced.errors import InvalidInputError
 
-__all__ = ["ArraySource", "Source", "check_dtype", "open_source", "require", "split_inner_path"]
+__all__ = ["ArraySource", "Source", "check_dtype", "require", "split_inner_path"]
 
-#: Characters that make a SOURCE a glob pattern rather than a path.
-_GLOB = frozenset("*?[")
-_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
-_TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 class Source(ABC):
@@ -120,71 +115,6 @@ def split_inner_path(spec: str) -> tuple[str, str]:
         if char == ":" and i > 0 and os.path.exists(spec[:i]):
             return spec[:i], spec[i + 1:].strip("/")
     return spec, ""
-
-
-def _is_zarr(path: Path) -> bool:
-    return any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
-
-
-def _is_n5(path: Path) -> bool:
-    return path.suffix.lower() == ".n5" or (path / "attributes.json").exists()
-
-
-def open_source(source: Any) -> Source:
-    """The reader for ``source``: a :class:`Source`, a numpy array, a path or a spec string.
-
-    Raises
-    ------
-    NotFoundError
-        The path, the glob's files, or the inner dataset path does not exist.
-    InvalidInputError
-        The format is unknown or the files are unreadable, inconsistent (slices of
-        different shapes or dtypes) or hold a dtype diced does not store.
-    """
-    if isinstance(source, Source):
-        return source
-    if isinstance(source, np.ndarray):
-        return ArraySource(source)
-    if not isinstance(source, (str, os.PathLike)):
-        raise InvalidInputError(f"cannot import {type(source).__name__} {source!r:.60}: pass "
-                                "a path, a spec such as file.h5:/dataset, or a numpy array")
-    spec = os.path.expanduser(os.fspath(source))
-    if not os.path.exists(spec) and _GLOB & set(spec):
-        from diced.io.tiff import SliceStack
-
-        return SliceStack.from_glob(spec)
-    location, inner = split_inner_path(spec)
-    path = Path(location)
-    if not path.exists():
-        raise NotFoundError(f"no file or directory {location!r} to import")
-    suffix = path.suffix.lower()
-    if path.is_dir():
-        if _is_zarr(path) or (_is_n5(path) and not any(path.glob("*.tif*"))):
-            from diced.io.zarrfmt import ZarrSource
-
-            return ZarrSource(path, inner, n5=not _is_zarr(path))
-        from diced.io.tiff import SliceStack
-
-        return SliceStack.from_directory(path)
-    if inner and suffix not in _HDF5_SUFFIXES:
-        raise InvalidInputError(f"{location!r} is a file; an inner path (':{inner}') applies "
-                                "to HDF5 files, zarr and N5 directories only")
-    if suffix in _HDF5_SUFFIXES:
-        from diced.io.hdf5 import Hdf5Source
-
-        return Hdf5Source(path, inner)
-    if suffix in _TIFF_SUFFIXES:
-        from diced.io.tiff import TiffVolume
-
-        return TiffVolume(path)
-    if suffix == ".npy":
-        from diced.io.npy import NpySource
-
-        return NpySource(path)
-    raise InvalidInputError(
-        f"cannot tell the format of {location!r}: import a directory or glob of TIFF/PNG "
-        "slices, a .tif/.tiff volume, file.h5:/dataset, a zarr or N5 directory, or a .npy file"
-    )
 
 
 def require(module: str) -> Any:

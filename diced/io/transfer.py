@@ -38,10 +38,10 @@ from diced.errors import (
     LockedError,
     NotFoundError,
 )
-from diced.io.destination import open_destination
+from diced.io.formats import open_destination, open_source
 from diced.io.progress import TransferProgress
 from diced.io.slabs import Slab, plan_slabs, stream
-from diced.io.source import Source, open_source
+from diced.io.source import Source
 from diced.repo import DicedRepo
 
 __all__ = ["export_array", "import_array"]

@@ -6,6 +6,6 @@ Importing this package needs pytest (the ``test`` extra); diced itself never imp
 from __future__ import annotations
 
 from diced.testing.backend import ObjectStoreTests
-from diced.testing.counting import CountingObjectStore
+from diced.testing.counting import CountingObjectStore, count_requests
 
-__all__ = ["CountingObjectStore", "ObjectStoreTests"]
+__all__ = ["CountingObjectStore", "ObjectStoreTests", "count_requests"]

@@ -248,6 +248,19 @@ class ObjectStoreTests:
             assert writable_store.compare_and_swap("k", b"%d" % i, b"%d" % (i + 1)) is True
         assert writable_store.get("k") == b"5"
 
+    # -- content-addressed objects -------------------------------------------------------------
+
+    def test_put_immutable_stores_and_is_idempotent(self, writable_store: ObjectStore) -> None:
+        writable_store.put_immutable("blob/ab", PAYLOAD)
+        writable_store.put_immutable("blob/ab", PAYLOAD)
+        assert writable_store.get("blob/ab") == PAYLOAD
+        assert list(writable_store.list_prefix("blob/")) == ["blob/ab"]
+
+    def test_concurrent_put_immutable_stores_whole_bytes(self, atomic_store: ObjectStore) -> None:
+        data = PAYLOAD * 256
+        _race(8, lambda i: atomic_store.put_immutable("blob/same", data))
+        assert atomic_store.get("blob/same") == data
+
     # -- version tokens ----------------------------------------------------------------------
 
     def test_get_versioned_missing_key_returns_none(self, store: ObjectStore) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 
 from diced.backends import ObjectStore
 from diced.backends._base import ObjectInfo, Versioned
 from diced.backends._forwarding import ForwardingObjectStore
+from diced.store import DicedStore
 
-__all__ = ["CountingObjectStore"]
+__all__ = ["CountingObjectStore", "count_requests"]
 
 
 class CountingObjectStore(ForwardingObjectStore):
@@ -63,6 +65,11 @@ class CountingObjectStore(ForwardingObjectStore):
         self.calls["put_if_absent"] += 1
         return self.inner.put_if_absent(key, data)
 
+    def put_immutable(self, key: str, data: bytes) -> None:
+        # docstring inherited
+        self.calls["put_immutable"] += 1
+        self.inner.put_immutable(key, data)
+
     def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
         # docstring inherited
         self.calls["compare_and_swap"] += 1
@@ -87,3 +94,16 @@ class CountingObjectStore(ForwardingObjectStore):
         # docstring inherited
         self.calls["list_info"] += 1
         return self.inner.list_info(prefix)
+
+
+def count_requests(store: DicedStore) -> CountingObjectStore:
+    """Make every request of ``store`` go through a :class:`CountingObjectStore`; return it.
+
+    Call it right after opening the store: repos, arrays and zarr Stores opened afterwards
+    use the counting backend.
+    """
+    counting = CountingObjectStore(store.backend)
+    store.backend = counting
+    store.catalog.backend = counting
+    store.context = replace(store.context, backend=counting)
+    return counting

@@ -226,6 +226,6 @@ class ChunkIndex:
     def _write(self, page: Page, leaf: bool) -> bytes:
         data = _encode(page, leaf)
         page_digest = digest(data)
-        self.backend.put_if_absent(keys.page(self.repo, page_digest.hex()), data)
+        self.backend.put_immutable(keys.page(self.repo, page_digest.hex()), data)
         self.cache.put(page_digest, page)
         return page_digest

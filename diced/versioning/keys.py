@@ -26,6 +26,7 @@ __all__ = [
     "chunk_pointer_array",
     "chunk_pointer_coords",
     "chunk_pointers_prefix",
+    "chunk_pointers_slab_prefix",
     "content_digest",
     "decode_name",
     "encode_name",
@@ -189,6 +190,11 @@ def chunk_pointer_array(key: str, repo: str, node: str) -> str | None:
 
 def chunk_pointers_prefix(repo: str, node: str, array_id: str) -> str:
     return f"repos/{repo}/open/{node}/chunks/{array_id}/"
+
+
+def chunk_pointers_slab_prefix(repo: str, node: str, array_id: str, first: int) -> str:
+    """Prefix of the pointers of the chunks whose first coordinate is ``first`` (ndim ≥ 2)."""
+    return f"repos/{repo}/open/{node}/chunks/{array_id}/c/{first}/"
 
 
 def file_pointer(repo: str, node: str, name: str) -> str:

@@ -356,10 +356,27 @@ class NodeView:
             pointer = self.backend.get_versioned(key)
             if pointer is not None:
                 return ChunkState(_pointer_digest(pointer.data, key), pointer.token)
+        return ChunkState(self.base_digest(info, coords), None)
+
+    def base_digest(self, info: ArrayInfo, coords: Coords) -> bytes | None:
+        """The digest the base tree (the parent's, at an open node) holds for ``coords``."""
         if info.base is None:
-            return ChunkState(None, None)
-        return ChunkState(self.index(info.ndim).lookup(info.base.root, info.base.height,
-                                                       coords), None)
+            return None
+        return self.index(info.ndim).lookup(info.base.root, info.base.height, coords)
+
+    def pointer_coords(self, info: ArrayInfo, firsts: set[int] | None = None) -> set[Coords]:
+        """Coordinates of the chunks with a pointer at this open node, by listing.
+
+        ``firsts`` limits the listing to chunks with those first coordinates (one listing
+        request per value, for an array of two or more dimensions); ``None`` lists them all.
+        """
+        prefixes = [keys.chunk_pointers_prefix(self.repo, self.uuid, info.id)]
+        if firsts is not None and info.ndim >= 2:
+            prefixes = [keys.chunk_pointers_slab_prefix(self.repo, self.uuid, info.id, f)
+                        for f in sorted(firsts)]
+        array_prefix = keys.chunk_pointers_prefix(self.repo, self.uuid, info.id)
+        return {keys.chunk_pointer_coords(key, array_prefix, info.ndim)
+                for prefix in prefixes for key in self.backend.list_prefix(prefix)}
 
     def read_blob(self, blob_digest: bytes) -> bytes:
         """The bytes named by ``blob_digest``, verified against it.
@@ -381,7 +398,7 @@ class NodeView:
     def store_blob(self, data: bytes) -> bytes:
         """Store ``data`` as a content-addressed blob (create-only); return its digest."""
         blob_digest = digest(data)
-        self.backend.put_if_absent(keys.blob(self.repo, blob_digest.hex()), data)
+        self.backend.put_immutable(keys.blob(self.repo, blob_digest.hex()), data)
         return blob_digest
 
     def publish_chunk(self, info: ArrayInfo, coords: Coords, data: bytes | None,

@@ -169,3 +169,13 @@ def test_reader_process_never_sees_a_torn_object(tmp_path: Path) -> None:
     assert rounds == 50
     assert reads > 0
     assert torn == 0
+
+
+def test_put_immutable_repairs_a_torn_copy(tmp_path: Path) -> None:
+    # What a writer killed mid-write leaves: the first part of the bytes under the name.
+    store = LocalObjectStore(str(tmp_path / "store"))
+    data = bytes(range(256)) * 64
+    (tmp_path / "store" / "blobs").mkdir(parents=True)
+    (tmp_path / "store" / "blobs" / "x").write_bytes(data[:1000])
+    store.put_immutable("blobs/x", data)
+    assert store.get("blobs/x") == data

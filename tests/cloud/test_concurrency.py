@@ -106,3 +106,21 @@ def test_create_array_race_has_exactly_one_winner(cloud_location: str) -> None:
         arr = store.open_repo(uuid=root).get_array("raced")
         assert arr.shape == (64, 64, 64 + winner.index)
         assert arr[0, 0, 0] == winner.index + 1
+
+
+def test_partial_writes_through_zarr_lose_nothing(cloud_location: str) -> None:
+    import _zarr_workers as zw
+
+    with DicedStore(cloud_location) as store:
+        repo = store.create_repo("z")
+        repo.create_array("em", np.int32, shape=zw.SHAPE, chunks=zw.CHUNKS)
+        node = repo.uuid
+    workers, rounds = 4, 5
+    outcomes = w.run_processes([("_zarr_workers:zarr_incrementer",
+                                 (cloud_location, {}, node, p, workers, rounds, path))
+                                for p, path in zip(range(workers), ["store", "handle"] * 2,
+                                                   strict=True)], timeout=300)
+    assert all(o.ok for o in outcomes), [o.message for o in outcomes if not o.ok]
+    with DicedStore(cloud_location) as store:
+        data = store.open_repo(uuid=node).get_array("em")[...]
+    assert np.array_equal(data, np.full(zw.SHAPE, rounds, np.int32))

@@ -1,7 +1,7 @@
 """The DICED scenarios (repos, arrays, files, lock, branch) and locked immutability, run on
 the GCS and S3 emulators.
 
-The scenario tests are imported from ``tests/test_diced_scenarios.py`` and collected here
+The scenario tests are imported from ``tests/test_scenarios_*.py`` and collected here
 again; this module's ``location`` and ``store`` fixtures point them at a fresh bucket.
 """
 
@@ -16,34 +16,36 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from test_diced_scenarios import (
-    myrepo,
-    test_array1d2d,
-    test_array_scenario,
-    test_arraysmall,
-    test_change_version_by_branch_name,
-    test_commit_log_is_fresh_after_lock,
-    test_delete_array_hides_only_here_and_below,
-    test_deleted_repo_name_can_be_reused,
-    test_files_scenario,
-    test_open_repo_by_name_opens_newest_master_node,
-    test_readme_session,
-    test_repos,
-    test_repoversion,
-    test_resize_is_versioned,
-    test_unbounded_sparse_writes_far_away,
-)
 from test_locked_immutability import (
     assert_refuses_writes,
     churn,
     node_digest,
     populate_root,
 )
+from test_scenarios_array import (
+    test_array1d2d,
+    test_arraysmall,
+    test_resize_is_versioned,
+    test_unbounded_sparse_writes_far_away,
+)
+from test_scenarios_repo import (
+    test_array_scenario,
+    test_change_version_by_branch_name,
+    test_commit_log_is_fresh_after_lock,
+    test_delete_array_hides_only_here_and_below,
+    test_files_scenario,
+    test_open_repo_by_name_opens_newest_master_node,
+    test_repoversion,
+)
+from test_scenarios_store import (
+    test_deleted_repo_name_can_be_reused,
+    test_readme_session,
+    test_repos,
+)
 
 from diced import DicedStore, LockedError
 
 __all__ = [
-    "myrepo",
     "test_array1d2d",
     "test_array_scenario",
     "test_arraysmall",

@@ -46,3 +46,13 @@ def test_group_metadata_and_ranges(served: Served) -> None:
         assert http.get(f"{served.url}/zarr/em/:alt/img/zarr.json").status_code == 200
         assert http.get(f"{served.url}/zarr/nope/{served.root}/zarr.json").status_code == 404
         assert http.put(f"{base}/img/c/0/0/0", content=b"x").status_code == 405
+
+
+def test_chunk_keys_with_wrong_coordinates_are_not_found_over_http(served: Served) -> None:
+    # Each chunk has exactly one key: a key with too many or too few coordinates names no
+    # chunk (it used to return another chunk's bytes).
+    base = f"{served.url}/zarr/em/{served.root}/img"
+    with httpx.Client(timeout=30) as http:
+        assert http.get(f"{base}/c/0/0/0").status_code == 200
+        for key in ["c/0/0/0/0", "c/0/0", "c/0", "c/00/0/0", "c/0/0/0/"]:
+            assert http.get(f"{base}/{key}").status_code == 404, key

@@ -1,0 +1,124 @@
+"""The storage requests each operation costs, as docs/format.md states them.
+
+Counted with diced.testing.count_requests on a local store: every backend call is one
+request a bucket would receive (a listing counts once, however many pages it has).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diced import DicedStore
+from diced.testing import CountingObjectStore, count_requests
+
+CHUNK = 64
+
+
+@pytest.fixture
+def counted(tmp_path: Path) -> Iterator[tuple[DicedStore, CountingObjectStore]]:
+    with DicedStore(str(tmp_path / "store")) as store:
+        yield store, count_requests(store)
+
+
+def _box(chunks_along_x: int) -> tuple[slice, ...]:
+    return (slice(0, CHUNK), slice(0, CHUNK), slice(0, CHUNK * chunks_along_x))
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_whole_chunk_write(counted: tuple[DicedStore, CountingObjectStore], k: int) -> None:
+    store, requests = counted
+    arr = store.create_repo("r").create_array("a", np.uint8, shape=(256, 256, 256))
+    requests.reset()
+    arr[_box(k)] = 1
+    # node record before and after, the array's entry; per chunk a blob and a pointer
+    assert dict(requests.calls) == {"get_versioned": 2, "get": 1, "put_immutable": k, "put": k}
+
+
+def test_partial_chunk_write(counted: tuple[DicedStore, CountingObjectStore]) -> None:
+    store, requests = counted
+    arr = store.create_repo("r").create_array("a", np.uint8, shape=(256, 256, 256))
+    arr[_box(1)] = 1
+    requests.reset()
+    arr[0, 0, 0] = 2
+    # + the pointer with its version token, the blob; then a conditional pointer write,
+    # with no second read of the pointer
+    assert dict(requests.calls) == {"get_versioned": 3, "get": 2, "put_immutable": 1,
+                                    "put_if_match": 1}
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_open_read(counted: tuple[DicedStore, CountingObjectStore], k: int) -> None:
+    store, requests = counted
+    arr = store.create_repo("r").create_array("a", np.uint8, shape=(256, 256, 256))
+    arr[_box(k)] = 1
+    requests.reset()
+    arr[_box(k)]
+    # node record (a lock since?), the array's entry; per chunk its pointer and blob
+    assert dict(requests.calls) == {"get_versioned": 1 + k, "get": 1 + k}
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_locked_read(tmp_path: Path, k: int) -> None:
+    location = str(tmp_path / "store")
+    with DicedStore(location) as store:
+        repo = store.create_repo("r")
+        repo.create_array("a", np.uint8, shape=(256, 256, 256))[...] = 1
+        repo.lock_node("locked")
+    with DicedStore(location) as store:
+        requests = count_requests(store)
+        arr = store.open_repo("r").get_array("a")
+        requests.reset()
+        arr[_box(k)]
+        # one blob per chunk, plus the tree's one index page the first time
+        assert dict(requests.calls) == {"get": k + 1}
+        requests.reset()
+        arr[_box(k)]
+        assert dict(requests.calls) == {"get": k}  # pages are cached: blobs only
+
+
+def test_lock_and_branch(counted: tuple[DicedStore, CountingObjectStore]) -> None:
+    store, requests = counted
+    repo = store.create_repo("r")
+    repo.create_array("a", np.uint8, shape=(256, 256, 256))[_box(2)] = 1
+    requests.reset()
+    repo.lock_node("locked")
+    # seal (read + conditional write), list entries and the array's pointers and the
+    # files, read them, write one index page and the manifest, flip the record, reopen
+    assert requests.calls["put_if_match"] == 1 and requests.calls["compare_and_swap"] == 1
+    assert requests.calls["list_prefix"] == 3
+    assert requests.calls["put_immutable"] == 1 and requests.calls["put_if_absent"] == 1
+    requests.reset()
+    repo.create_branch("child")
+    # the parent's record; the child's record and claim (create-only); the branch hint
+    assert dict(requests.calls) == {"get": 1, "put_if_absent": 2, "put": 1}
+
+
+def test_open_read_on_a_remote_store_lists_pointers(tmp_path: Path) -> None:
+    # The parent holds 8 chunks along x; the open child rewrote 2 of them. A remote store
+    # (every request a network round trip) reads the child's pointers by one listing of the
+    # slab touched, then only the 2 pointers that exist, instead of one get per chunk.
+    with DicedStore(str(tmp_path / "store")) as store:
+        repo = store.create_repo("r")
+        repo.create_array("a", np.uint8, shape=(64, 64, 512))[...] = 1
+        repo.lock_node("parent")
+        repo.change_version(repo.create_branch("child"))
+        child = repo.get_array("a")
+        child[0:64, 0:64, 0:64] = 2
+        child[0:64, 0:64, 448:512] = 3
+        requests = count_requests(store)
+        requests.remote = True
+        arr = store.open_repo(uuid=repo.uuid).get_array("a")
+        arr[...]  # pages into the cache
+        requests.reset()
+        got = arr[...]
+        assert (got[..., 0] == 2).all() and (got[..., 100] == 1).all() and (got[..., -1] == 3).all()
+        assert dict(requests.calls) == {"get_versioned": 1 + 2, "get": 1 + 8,
+                                        "list_prefix": 1}
+        requests.remote = False
+        requests.reset()
+        arr[...]
+        assert dict(requests.calls) == {"get_versioned": 1 + 8, "get": 1 + 8}
