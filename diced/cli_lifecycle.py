@@ -90,6 +90,9 @@ def _gc_lines(report: GcReport) -> list[str]:
                      f"objects, {human_bytes(report.trash_left.bytes)}")
     if report.unknown.objects:
         lines.append(f"objects diced does not write, left alone: {report.unknown.objects}")
+    if report.torn:
+        lines.append(f"torn copies left in place (a writer killed mid-write; the next write "
+                     f"of the same data repairs them): {report.torn}")
     if report.skipped:
         lines.append(f"moves not finished (the collector was paused too long; run gc "
                      f"again): {report.skipped}")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
@@ -18,12 +19,14 @@ from diced.chunk_access import metadata_of
 from diced.codecs import jpeg_codec
 from diced.context import StoreContext
 from diced.errors import InvalidInputError, LockedError
-from diced.lifecycle.sizes import RepoUsage, repo_usage
 from diced.versioning.graph import VersionGraph, validate_branch_name
 from diced.versioning.node import NodeView
 from diced.versioning.prune import BranchDeletion, delete_branch, delete_version
 from diced.versioning.records import NodeRecord, RepoRecord
 from diced.zarr_store import ARRAY_NAME, NodeStore
+
+if TYPE_CHECKING:
+    from diced.lifecycle import RepoUsage
 
 __all__ = ["DEFAULT_CHUNKS", "UNBOUNDED", "DicedRepo", "NodeInfo", "default_compressor"]
 
@@ -267,8 +270,11 @@ class DicedRepo:
         """Stored (compressed) bytes of every version (or only ``version``) and array:
         what each needs, and how much of it no parent needs (``diced du``)."""
         chosen = None if version is None else [self._graph.resolve(version)]
-        return repo_usage(self._ctx.backend, self.repo_uuid, self.name, versions=chosen,
-                          cache=self._ctx.page_cache)
+        # A lifecycle service above this API (as diced.io is): loaded by name.
+        sizes = importlib.import_module("diced.lifecycle.sizes")
+        usage: RepoUsage = sizes.repo_usage(self._ctx.backend, self.repo_uuid, self.name,
+                                            versions=chosen, cache=self._ctx.page_cache)
+        return usage
 
     def node_record(self, uuid: str | None = None) -> NodeRecord:
         """The stored record of ``uuid`` (default: the current node)."""

@@ -14,10 +14,6 @@ from diced.array import DicedArray
 from diced.backends import CachedObjectStore, ObjectStore, open_backend
 from diced.context import ArrayAddress, NodeAddress, StoreContext
 from diced.errors import InvalidInputError
-from diced.lifecycle.gc import DEFAULT_GRACE, GcReport, collect_garbage, parse_duration
-from diced.lifecycle.sizes import StoreUsage, store_usage
-from diced.lifecycle.sync import SyncReport, copy_versions
-from diced.lifecycle.verify import VerifyReport, verify_store
 from diced.repo import DicedRepo
 from diced.versioning import keys
 from diced.versioning.catalog import RepoCatalog
@@ -27,6 +23,8 @@ from diced.zarr_store import NodeStore
 
 if TYPE_CHECKING:
     from diced_viewer import ViewerServer
+
+    from diced.lifecycle import GcReport, StoreUsage, SyncReport, VerifyReport
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_REMOTE_CONCURRENCY", "DicedStore",
            "default_concurrency", "reopen_array", "reopen_node_store"]
@@ -244,9 +242,21 @@ class DicedStore:
 
     # -- storage lifecycle (diced.lifecycle; see docs/lifecycle.md) ------------------------
 
+    def _lifecycle(self, module: str) -> Any:
+        # The lifecycle services sit above this API (the command line calls them too):
+        # loaded by name, as the viewer is, so the API never imports them.
+        return importlib.import_module(f"diced.lifecycle.{module}")
+
+    def _jobs(self) -> int:
+        """Requests the lifecycle operations keep in flight: the store's concurrency."""
+        concurrency: int | None = self.options.get("concurrency")
+        return concurrency or default_concurrency(self.backend)
+
     def storage_report(self) -> StoreUsage:
         """Stored bytes of each repo and of the whole store (``diced du LOCATION``)."""
-        return store_usage(self.backend, cache=self.page_cache)
+        usage: StoreUsage = self._lifecycle("sizes").store_usage(
+            self.backend, jobs=self._jobs(), cache=self.page_cache)
+        return usage
 
     def verify(self, repo: str | None = None, version: str | None = None, *,
                progress: bool | None = None) -> VerifyReport:
@@ -257,13 +267,15 @@ class DicedStore:
         which versions, arrays and chunks it affects. ``progress``: show a bar (``None``:
         on a terminal).
         """
-        return verify_store(self.backend, repo, version, progress=progress)
+        report: VerifyReport = self._lifecycle("verify").verify_store(
+            self.backend, repo, version, jobs=self._jobs(), progress=progress)
+        return report
 
-    def gc(self, grace: float | str = DEFAULT_GRACE, dry_run: bool = False, *,
+    def gc(self, grace: float | str | None = None, dry_run: bool = False, *,
            progress: bool | None = None) -> GcReport:
         """Delete every object no repo reaches, if older than ``grace`` (``diced gc``).
 
-        ``grace`` is seconds or a duration such as ``"1h"`` (default one day); it must
+        ``grace`` is seconds or a duration such as ``"1h"`` (``None``: one day); it must
         exceed twice the longest time a writer (a lock, say) takes; 0 only for a store
         nobody writes to meanwhile. Blobs, pages and manifests go to a trash first and
         are deleted by a run at least ``grace`` later. Safe while other processes write
@@ -276,25 +288,33 @@ class DicedStore:
         ConflictError
             Another collector is running on this store.
         """
-        seconds = parse_duration(grace) if isinstance(grace, str) else grace
-        return collect_garbage(self.backend, grace=seconds, dry_run=dry_run,
-                               progress=progress)
+        gc = self._lifecycle("gc")
+        seconds = (gc.DEFAULT_GRACE if grace is None
+                   else gc.parse_duration(grace) if isinstance(grace, str) else grace)
+        report: GcReport = gc.collect_garbage(self.backend, grace=seconds, dry_run=dry_run,
+                                              jobs=self._jobs(), progress=progress)
+        return report
 
     def sync_to(self, destination: DicedStore | str, *, repos: Sequence[str] | None = None,
-                versions: Sequence[str] | None = None, jobs: int = 16,
+                versions: Sequence[str] | None = None, jobs: int | None = None,
                 progress: bool | None = None) -> SyncReport:
         """Copy repos (all, or ``repos``), or only ``versions`` and their ancestry, to
         ``destination`` (a store or a location, created if missing), copying only the
         objects it lacks; UUIDs, branches and tags are kept. Only locked versions are
         copied. Idempotent: run it again to finish an interrupted copy or to send new
         versions (``diced clone``, ``sync``, ``push``, ``pull``; docs/lifecycle.md).
+        ``jobs`` bounds the requests in flight (default: the store's concurrency).
         """
+        copy = self._lifecycle("sync").copy_versions
         if isinstance(destination, DicedStore):
-            return copy_versions(self.backend, destination.backend, repos=repos,
-                                 versions=versions, jobs=jobs, progress=progress)
+            report: SyncReport = copy(self.backend, destination.backend, repos=repos,
+                                      versions=versions, jobs=jobs or self._jobs(),
+                                      progress=progress)
+            return report
         with DicedStore(destination) as target:
-            return copy_versions(self.backend, target.backend, repos=repos,
-                                 versions=versions, jobs=jobs, progress=progress)
+            report = copy(self.backend, target.backend, repos=repos, versions=versions,
+                          jobs=jobs or max(self._jobs(), target._jobs()), progress=progress)
+            return report
 
 
 # One store per location, options and process, opened on first use and kept for the

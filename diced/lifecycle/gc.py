@@ -78,7 +78,10 @@ class GcReport:
     run at least ``grace`` later deletes; ``kept_young`` the unreachable objects younger
     than the grace period; ``unknown`` objects below ``repos/`` diced does not write
     (left alone); ``skipped`` moves not finished because the collector was paused too
-    long between copying and deleting.
+    long between copying and deleting; ``torn`` unreachable blobs, pages or manifests
+    whose bytes do not match their name (a local writer killed while writing one in
+    place, or one repairing it right now): left in place, as a writer of the same
+    content repairs them and may be about to reference them.
     """
 
     dry_run: bool
@@ -93,6 +96,7 @@ class GcReport:
     temporaries: Usage
     trash_left: Usage
     skipped: int = 0
+    torn: int = 0
 
     @property
     def reclaimed(self) -> Usage:
@@ -120,6 +124,7 @@ class _Tally:
     deleted: list[ObjectInfo] = field(default_factory=list)
     restored: list[ObjectInfo] = field(default_factory=list)
     skipped: list[ObjectInfo] = field(default_factory=list)
+    torn: list[ObjectInfo] = field(default_factory=list)
 
 
 class _Run:
@@ -203,7 +208,7 @@ class _Run:
             unknown=Usage.of(unknown), trashed=Usage.of(self.tally.trashed),
             deleted=Usage.of(self.tally.deleted), restored=Usage.of(self.tally.restored),
             temporaries=temporaries, trash_left=Usage.of(left),
-            skipped=len(self.tally.skipped))
+            skipped=len(self.tally.skipped), torn=len(self.tally.torn))
 
     def _settle_again(self) -> None:
         """Walk again and settle every trash copy now (grace 0: nobody else writes)."""
@@ -248,6 +253,9 @@ class _Run:
         begun = time.monotonic()
         data = self.backend.get(info.key)
         if data is None:
+            return
+        if not _matches(info.key, data):
+            self.tally.torn.append(info)
             return
         # put, not put_if_absent: the copy's modification time starts its grace period.
         self.backend.put(keys.trash(info.key), data)

@@ -96,7 +96,9 @@ class _Plan:
     uuid: str
     nodes: list[NodeRecord]
     dag: dict[str, DagNode]
-    needed: dict[str, int] = field(default_factory=dict)
+    #: Content objects to copy, with their size at the source (``None``: not listed there,
+    #: e.g. held in the source's gc trash).
+    needed: dict[str, int | None] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -167,18 +169,24 @@ class _Copy:
         for record in nodes:
             for reached in walker.node_refs(record, seen):
                 if reached.kind in Kind.CONTENT:
-                    plan.needed[reached.key] = sizes.get(reached.key, 0)
+                    plan.needed[reached.key] = sizes.get(reached.key)
         return plan
 
     # -- content objects --------------------------------------------------------------------
 
-    def _copy_object(self, key: str) -> None:
+    def _copy_object(self, item: tuple[str, bool]) -> None:
+        """Copy one content-addressed object; ``item``: its key, and whether the
+        destination holds a torn copy of it."""
+        key, torn = item
         data = read_immutable(self.src, key)
         if data is None or digest(data).hex() != keys.content_digest(key):
             raise StorageError(f"{key!r} is {'missing' if data is None else 'corrupt'} in the "
                                "source store; run diced fsck on it, restore the object, and "
                                "copy again")
-        if self.dst.put_if_absent(key, data):
+        if torn:
+            self.dst.put_immutable(key, data)  # replaces a torn local copy whole
+            self.written.append(len(data))
+        elif self.dst.put_if_absent(key, data):
             self.written.append(len(data))
         else:
             self.there.append(len(data))
@@ -190,16 +198,20 @@ class _Copy:
         first = True
         while True:
             listed_at = time.monotonic()
-            have = self.have = set(self.dst.list_prefix(keys.repo_prefix(plan.uuid)))
-            missing = [k for k in plan.needed if k not in have]
+            sizes = {i.key: i.size for i in self.dst.list_info(keys.repo_prefix(plan.uuid))}
+            self.have = set(sizes)
+            # A copy of another size is torn (a local writer killed while writing it in
+            # place): written again, whole.
+            missing = [k for k, size in plan.needed.items()
+                       if k not in sizes or size not in (None, sizes[k])]
             if first:
-                self.there += [plan.needed[k] for k in plan.needed if k in have]
+                self.there += [sizes[k] for k in plan.needed if k in sizes and k not in missing]
                 first = False
             if not missing:
                 return listed_at
-            self.bar.start(f"copying {plan.name}", sum(plan.needed[k] for k in missing),
+            self.bar.start(f"copying {plan.name}", sum(plan.needed[k] or 0 for k in missing),
                            bytes_=True)
-            run_all(self.pool, self._copy_object, missing)
+            run_all(self.pool, self._copy_object, [(k, k in sizes) for k in missing])
             if time.monotonic() - listed_at <= LISTING_MAX_AGE:
                 return listed_at
 

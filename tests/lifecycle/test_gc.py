@@ -281,3 +281,23 @@ def test_gc_of_a_memory_store() -> None:
         assert report.deleted.objects == 9
         assert store.open_repo("r").get_array("a")[...].tolist() == [3] * 64
         assert store.storage_report().unreferenced.objects == 0
+
+
+def test_a_torn_unreachable_blob_is_left_for_its_next_writer(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    store = DicedStore(str(root))
+    repo = store.create_repo("r")
+    arr = repo.create_array("a", np.uint16, shape=(64,), chunks=(64,))
+    arr[...] = np.arange(64)
+    arr[...] = 1  # the arange blob is garbage now
+    garbage = next(k for k in files(root) if "/blobs/" in k and store.backend.get(k)
+                   != store.backend.get(keys.blob(repo.repo_uuid,
+                                                  arr.chunk_digests()[(0,)])))
+    whole = (root / garbage).read_bytes()
+    (root / garbage).write_bytes(whole[: len(whole) // 2])  # a writer killed mid-write
+    age(root)
+    report = collect_garbage(store.backend, grace=HOUR, progress=False)
+    assert report.torn == 1 and (root / garbage).exists()
+    arr[...] = np.arange(64)  # the next writer of those bytes repairs the copy
+    assert (root / garbage).read_bytes() == whole
+    assert store.verify(progress=False).ok

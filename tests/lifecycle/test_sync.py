@@ -98,3 +98,17 @@ def test_between_memory_and_local_stores(tmp_path: Path) -> None:
             local.sync_to("memory://sync-test-back", progress=False)
         with DicedStore("memory://sync-test-back") as back:
             assert back.open_repo("m").uuid == repo.uuid
+
+
+def test_a_torn_copy_at_the_destination_is_written_again(tmp_path: Path) -> None:
+    checks.build_source(str(tmp_path / "src"))
+    src, dst = DicedStore(str(tmp_path / "src")), DicedStore(str(tmp_path / "dst"))
+    src.sync_to(dst, progress=False)
+    blob = next(k for k in dst.backend.list_prefix("repos/") if "/blobs/" in k)
+    path = tmp_path / "dst" / blob
+    whole = path.read_bytes()
+    path.write_bytes(whole[:10])  # as a local writer killed while writing it in place
+    assert not dst.verify(progress=False).ok
+    again = src.sync_to(dst, progress=False)
+    assert again.written.objects == 1 and path.read_bytes() == whole
+    assert dst.verify(progress=False).ok
