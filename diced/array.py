@@ -22,6 +22,7 @@ from zarr.core.array import AsyncArray
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import StorePath
 
+from diced import zarr_ome as ome
 from diced.chunk_access import ChunkAccess, metadata_of
 from diced.chunkio import ChunkCodec, fit_value, read_selection, write_selection
 from diced.context import ArrayAddress, StoreContext
@@ -192,6 +193,41 @@ class DicedArray:
         updates are conditional and retried.
         """
         return self._zarr
+
+    @property
+    def dimension_names(self) -> tuple[str, ...]:
+        """One name per axis (``("z", "y", "x")`` by default in 3-D); xarray's dimensions."""
+        return ome.dimension_names_of(self._info.zarr)
+
+    @property
+    def voxel_size(self) -> tuple[float, ...]:
+        """Physical size of a voxel along each axis, in :attr:`unit` (1 each when unset)."""
+        return ome.voxel_size_of(self._info.zarr)
+
+    @property
+    def unit(self) -> str | None:
+        """OME-NGFF space unit of :attr:`voxel_size` (e.g. ``"nanometer"``), or ``None``."""
+        return ome.unit_of(self._info.zarr)
+
+    def set_voxel_size(self, voxel_size: Sequence[float], unit: str | None = None) -> None:
+        """Record the voxel size (one positive number per axis) and its unit, at this open version.
+
+        Stored in the array's zarr attributes, so each version keeps its own; the
+        OME-NGFF view and neuroglancer take it from there. ``unit=None`` keeps the unit.
+        Raises :class:`InvalidInputError` for a bad size or unit and
+        :class:`LockedError` at a locked version.
+        """
+        size = ome.check_voxel_size(voxel_size, self.ndim)
+        checked = ome.check_unit(unit)
+        self._check_writable()
+
+        def record() -> None:
+            current = self._access.current_info()
+            self._view.set_array_metadata(self.name, ome.with_scale(current.zarr, size, checked),
+                                          current.id)
+
+        self._view.guarded(record)
+        self._bind(self._view.array(self.name))
 
     def get_numdims(self) -> int:
         """Number of dimensions (DICED API)."""

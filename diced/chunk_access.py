@@ -260,7 +260,15 @@ class ChunkAccess:
         if len(todo) == 1:
             work(todo[0])
             return
-        futures = [self.pool.submit(work, item) for item in todo]
+        # A few tasks per thread, each running a run of items: far fewer submissions than
+        # one task per chunk, and still balanced across the threads.
+        tasks = min(len(todo), 2 * self.pool._max_workers)
+
+        def run_share(share: list[T]) -> None:
+            for item in share:
+                work(item)
+
+        futures = [self.pool.submit(run_share, todo[i::tasks]) for i in range(tasks)]
         wait(futures)
         for future in futures:
             future.result()

@@ -284,9 +284,15 @@ def get(location: str, repo: str, name: str, version: str | None, output: IO[byt
 @click.option("--body-timeout", default=5.0, show_default=True,
               type=click.FloatRange(0, 3600, min_open=True), metavar="SECONDS",
               help="Fail a request whose body stops arriving for this long (408).")
+@click.option("--neuroglancer", "with_neuroglancer", is_flag=True,
+              help="Also run a local neuroglancer on 127.0.0.1 (needs diced[neuroglancer]).")
+@click.option("--neuroglancer-port", default=0, show_default=True,
+              type=click.IntRange(0, 65535), metavar="PORT",
+              help="Port of the local neuroglancer (0: any free port).")
 def serve(location: str, host: str, port: int, allow_writes: bool,
           allowed_hosts: tuple[str, ...], cors_origins: tuple[str, ...], token: str | None,
-          memory_budget: int, body_timeout: float) -> None:
+          memory_budget: int, body_timeout: float, with_neuroglancer: bool,
+          neuroglancer_port: int) -> None:
     """Serve the web viewer and HTTP API of the store at LOCATION until Ctrl-C.
 
     Only its own pages and programs may change the store (see docs/viewer.md).
@@ -300,12 +306,17 @@ def serve(location: str, host: str, port: int, allow_writes: bool,
             try:
                 server = ViewerServer(store, host, port, allow_writes=allow_writes,
                                       allowed_hosts=allowed_hosts, cors_origins=cors_origins,
-                                      token=token, limits=limits)
+                                      token=token, limits=limits,
+                                      neuroglancer_port=neuroglancer_port
+                                      if with_neuroglancer else None)
             finally:  # the warning also matters when the address then cannot be bound
                 for warning in caught:
                     click.echo(f"warning: {warning.message}", err=True)
         mode = "read-write" if allow_writes else "read-only"
         click.echo(f"diced viewer ({mode}) at {server.url}/  (Ctrl-C to stop)")
+        if server.neuroglancer is not None:
+            click.echo(f"local neuroglancer at {server.neuroglancer.origin}/ (open it from the "
+                       "version and array pages)")
         if token is not None:
             click.echo(f"changes need the token: open {server.url}/?token=SECRET in a browser")
         with suppress(KeyboardInterrupt):  # uvicorn shut down cleanly, then re-raised Ctrl-C

@@ -14,6 +14,7 @@ from zarr.codecs import BloscCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
+from diced import zarr_ome as ome
 from diced.array import ArrayDtype, DicedArray, check_shape
 from diced.chunk_access import metadata_of
 from diced.codecs import jpeg_codec
@@ -68,7 +69,8 @@ def default_compressor() -> BloscCodec:
 
 
 def _zarr_metadata(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype[Any],
-                   attributes: dict[str, Any], lossy: bool) -> dict[str, Any]:
+                   attributes: dict[str, Any], lossy: bool,
+                   dimension_names: tuple[str, ...]) -> dict[str, Any]:
     """zarr v3 ``zarr.json`` document for a new array, produced by zarr itself."""
     scratch = MemoryStore()
     codec_args: dict[str, Any] = (
@@ -76,7 +78,8 @@ def _zarr_metadata(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dt
         else {"compressors": default_compressor()}
     )
     array = zarr.create_array(scratch, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
-                              attributes=attributes, **codec_args)
+                              attributes=attributes, dimension_names=dimension_names,
+                              **codec_args)
     buffer = array.metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"]
     meta: dict[str, Any] = json.loads(buffer.to_bytes())
     return meta
@@ -285,7 +288,10 @@ class DicedRepo:
     def create_array(self, name: str, dtype: ArrayDtype | Any, dims: int = 3,
                      shape: Sequence[int] | None = None, chunks: Sequence[int] | None = None,
                      islabel3D: bool = False,
-                     lossycompression: bool = False) -> DicedArray:
+                     lossycompression: bool = False, *,
+                     dimension_names: Sequence[str] | None = None,
+                     voxel_size: Sequence[float] | None = None,
+                     unit: str | None = None) -> DicedArray:
         """Create an array at the current (open) node and return it.
 
         Parameters
@@ -304,6 +310,15 @@ class DicedRepo:
             Flag a 3-D uint64 label volume (the viewer colours its ids).
         lossycompression
             JPEG-compress a uint8 array (needs imagecodecs).
+        dimension_names
+            One distinct name per axis; default ``("z", "y", "x")`` in 3-D, ``("y", "x")``
+            in 2-D (:data:`diced.zarr_ome.DEFAULT_DIMENSION_NAMES` for others). xarray names
+            its dimensions by them; ``t``/``c`` mark OME-NGFF time and channel axes.
+        voxel_size
+            Physical size of a voxel along each axis (default 1 each), e.g. ``(40, 8, 8)``.
+        unit
+            OME-NGFF space unit of ``voxel_size``, e.g. ``"nanometer"``. Change both later
+            with :meth:`DicedArray.set_voxel_size` at an open version.
 
         Raises
         ------
@@ -337,10 +352,18 @@ class DicedRepo:
             raise InvalidInputError("islabel3D=True needs a 3-D uint64 array (ArrayDtype.uint64)")
         if lossycompression and np_dtype != np.uint8:
             raise InvalidInputError("lossycompression=True (JPEG) needs a uint8 array")
-        attributes = {"diced": {"islabel3D": bool(islabel3D), "unbounded": shape is None,
-                                "lossycompression": bool(lossycompression)}}
+        names = ome.dimension_names_of({"shape": (0,) * dims}) if dimension_names is None \
+            else ome.check_dimension_names(dimension_names, dims)
+        diced_attributes: dict[str, Any] = {"islabel3D": bool(islabel3D),
+                                            "unbounded": shape is None,
+                                            "lossycompression": bool(lossycompression)}
+        if voxel_size is not None:
+            diced_attributes["voxel_size"] = list(ome.check_voxel_size(voxel_size, dims))
+        if ome.check_unit(unit) is not None:
+            diced_attributes["unit"] = unit
         meta = _zarr_metadata(shape if shape is not None else (UNBOUNDED,) * dims,
-                              chunk_shape, np_dtype, attributes, lossycompression)
+                              chunk_shape, np_dtype, {"diced": diced_attributes},
+                              lossycompression, names)
         info = view.create_array(name, meta)
         return DicedArray(self._ctx, view, info, readonly=self.readonly)
 

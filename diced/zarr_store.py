@@ -12,7 +12,10 @@ An adapter: it translates zarr's keys and delegates. Keys follow the zarr v3 lay
   coordinates, or outside the grid, names no chunk: reads find nothing, writes are refused;
 * any other key (a group's ``zarr.json``, attributes, anything a zarr tool stores) is a
   plain object of the version, stored like a file in a reserved namespace, so every zarr
-  hierarchy round-trips.
+  hierarchy round-trips;
+* derived, read-only objects (:mod:`diced.zarr_views`): the root ``zarr.json`` carries the
+  version's metadata consolidated, array documents carry ``dimension_names``, and
+  ``.ome/<array>/`` is an OME-NGFF image group over each array and its pyramid.
 
 Chunk writes made by zarr arrays go through :mod:`diced.zarr_pipeline`, whose
 read-merge-write of a partial chunk is conditional and retried: no update is lost. A
@@ -39,7 +42,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 from zarr.core.metadata import ArrayV3Metadata
 
-from diced import zarr_pipeline
+from diced import zarr_pipeline, zarr_views
 from diced.chunk_access import ChunkAccess, metadata_of, slice_bytes
 from diced.context import NodeAddress, StoreContext
 from diced.errors import InvalidInputError, ReadOnlyStoreError, StorageError
@@ -51,7 +54,6 @@ Coords = tuple[int, ...]
 
 #: Names of diced arrays: the first segment of their zarr keys.
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
-_DEFAULT_ROOT = json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}}).encode()
 _INT = re.compile(r"^(0|[1-9][0-9]{0,18})$")
 
 
@@ -196,21 +198,44 @@ class NodeStore(Store):
 
     # -- reads ------------------------------------------------------------------------------
 
+    def _stored_object(self, key: str) -> bytes | None:
+        found = self.view.find_file(self._object_name(key))
+        return None if found is None else self.view.read_blob(found)
+
+    def _derived(self, key: str) -> bytes | None:
+        """A computed object (root group, ``.ome/`` view; see :mod:`diced.zarr_views`)."""
+        self.view.refresh()
+        if key == "zarr.json":
+            arrays = self.view.arrays()
+            groups = {}
+            for file_name in self.view.files(include_hidden=True):
+                stored = file_name[len(ZARR_OBJECT_PREFIX):]
+                path = stored.removesuffix("/zarr.json")
+                if file_name.startswith(ZARR_OBJECT_PREFIX) and path != stored \
+                        and path.partition("/")[0] not in arrays:
+                    data = self._stored_object(stored)
+                    if data is not None:
+                        groups[path] = data
+            return zarr_views.root_document(self._stored_object(key), arrays, groups)
+        if key.count("/") <= 2 and key.endswith("/zarr.json"):
+            return zarr_views.ome_object(key, self.view.arrays())
+        target = zarr_views.ome_level_key(key, self._array)
+        return None if target is None else self._get_sync(target)
+
     def _get_sync(self, key: str) -> bytes | None:
+        if key == "zarr.json" or key.startswith(zarr_views.OME_PREFIX + "/"):
+            return self._derived(key)
         name, sep, rest = key.partition("/")
         if sep and rest == "zarr.json":
             self.view.refresh()
         info = self._array(name) if sep else None
         if info is not None:
             if rest == "zarr.json":
-                return json.dumps(dict(info.zarr)).encode()
+                return json.dumps(zarr_views.array_document(info.zarr)).encode()
             access = self._access(info)
             coords = parse_chunk_key(access.meta, rest)
             return None if coords is None else access.read(coords)
-        found = self.view.find_file(self._object_name(key))
-        if found is not None:
-            return self.view.read_blob(found)
-        return _DEFAULT_ROOT if key == "zarr.json" else None
+        return self._stored_object(key)
 
     def get_sync(self, key: str, *, prototype: BufferPrototype | None = None,
                  byte_range: ByteRequest | None = None) -> Buffer | None:
@@ -268,6 +293,9 @@ class NodeStore(Store):
             self._pinned[name] = self.view.replace_array(name, normalised)
 
     def _set_sync(self, key: str, data: bytes) -> None:
+        _check_not_derived(key)
+        if key == "zarr.json":
+            data = _without_consolidated(data)  # computed on every read instead
         name, sep, rest = key.partition("/")
         info = self._array(name) if sep else None
         if sep and rest == "zarr.json" and ARRAY_NAME.match(name):
@@ -320,6 +348,7 @@ class NodeStore(Store):
         await asyncio.to_thread(set_new)
 
     def _delete_sync(self, key: str) -> None:
+        _check_not_derived(key)
         name, sep, rest = key.partition("/")
         info = self._array(name) if sep else None
         if info is not None:
@@ -390,7 +419,17 @@ class NodeStore(Store):
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
         # docstring inherited
         prefix = prefix.rstrip("/") + "/" if prefix else ""
+        if prefix.startswith(zarr_views.OME_PREFIX + "/"):
+            for child in await asyncio.to_thread(_ome_children, self.view, prefix):
+                yield child
+            return
         seen = set()
+        if not prefix:
+            ome_view: list[str] = await asyncio.to_thread(_ome_children, self.view,
+                                                          zarr_views.OME_PREFIX + "/")
+            if ome_view:
+                seen.add(zarr_views.OME_PREFIX)
+                yield zarr_views.OME_PREFIX
         for key in await asyncio.to_thread(self._keys, prefix):
             child = key[len(prefix):].split("/", 1)[0]
             if child not in seen:
@@ -403,6 +442,35 @@ class NodeStore(Store):
         if data is None:
             raise FileNotFoundError(key)
         return len(data)
+
+
+def _ome_children(view: NodeView, prefix: str) -> list[str]:
+    """Children of a directory of the ``.ome/`` view (``prefix`` ends with ``/``)."""
+    view.refresh()
+    arrays = view.arrays()
+    parts = prefix.rstrip("/").split("/")
+    names = zarr_views.ome_names(arrays)
+    if len(parts) == 1:
+        return ["zarr.json", *names] if names else []
+    if len(parts) == 2 and parts[1] in names:
+        group = json.loads(zarr_views.ome_object(f"{prefix}zarr.json", arrays) or b"{}")
+        return ["zarr.json", *group["consolidated_metadata"]["metadata"]]
+    return []
+
+
+def _check_not_derived(key: str) -> None:
+    if key.startswith(zarr_views.OME_PREFIX + "/"):
+        raise InvalidInputError(
+            f"{key!r} is in the OME-NGFF view of the version ({zarr_views.OME_PREFIX}/), which "
+            "is computed from its arrays and read-only: write the array itself"
+        )
+
+
+def _without_consolidated(data: bytes) -> bytes:
+    doc = _json_object(data)
+    if doc is None or "consolidated_metadata" not in doc:
+        return data
+    return json.dumps({k: v for k, v in doc.items() if k != "consolidated_metadata"}).encode()
 
 
 def _json_object(data: bytes) -> dict[str, Any] | None:

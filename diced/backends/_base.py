@@ -41,7 +41,10 @@ def check_key(key: str) -> str:
     InvalidInputError
         The key is empty, absolute, contains ``..``/``.`` segments, ``//``, NUL or ``\\``.
     """
-    if not key or _BAD_KEY.search(key) or key.endswith("/"):
+    # Plain substring tests first: this runs on every request, and the regular
+    # expression is needed only for keys with a segment that starts with a dot.
+    if (not key or key[0] in "/." or key[-1] == "/" or "//" in key or "\\" in key
+            or "\x00" in key or ("/." in key and _BAD_KEY.search(key))):
         raise InvalidInputError(f"invalid object key {key!r}: keys are relative '/'-paths")
     return key
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -78,6 +78,7 @@ class PageCache:
         self.max_pages = max_pages
         self._pages: OrderedDict[bytes, Page] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[bytes, threading.Lock] = {}
 
     def get(self, key: bytes) -> Page | None:
         with self._lock:
@@ -91,6 +92,28 @@ class PageCache:
             self._pages[key] = page
             if len(self._pages) > self.max_pages:
                 self._pages.popitem(last=False)
+
+    def get_or_load(self, key: bytes, load: Callable[[], Page]) -> Page:
+        """The cached page, or ``load()``'s, loaded once however many threads ask at once.
+
+        The chunks of one read resolve on many threads, which all need the same few pages
+        first: one request per page, not one per thread.
+        """
+        page = self.get(key)
+        if page is not None:
+            return page
+        with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            page = self.get(key)
+            if page is None:
+                try:
+                    page = load()
+                    self.put(key, page)
+                finally:
+                    with self._lock:
+                        self._loading.pop(key, None)
+        return page
 
 
 class ChunkIndex:
@@ -116,8 +139,7 @@ class ChunkIndex:
         return slot
 
     def _page(self, page_digest: bytes) -> Page:
-        page = self.cache.get(page_digest)
-        if page is None:
+        def load() -> Page:
             key = keys.page(self.repo, page_digest.hex())
             data = read_immutable(self.backend, key)
             if data is None:
@@ -126,9 +148,9 @@ class ChunkIndex:
             if digest(data) != page_digest:
                 # Named by its digest: a flipped bit must not turn a chunk into zeros.
                 raise corrupt("index page", key, "its bytes do not match their digest")
-            page = _decode(data, key)
-            self.cache.put(page_digest, page)
-        return page
+            return _decode(data, key)
+
+        return self.cache.get_or_load(page_digest, load)
 
     def height_for(self, coords: Coords) -> int:
         """Levels needed so that every coordinate of ``coords`` fits."""

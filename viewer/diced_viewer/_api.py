@@ -26,7 +26,6 @@ from diced.repo import DicedRepo, NodeInfo
 from diced.store import DicedStore
 from diced_viewer._errors import ApiError, WritesDisabled
 from diced_viewer._limits import hold, leased, read_body
-from diced_viewer._raw import raw_get, raw_post
 from diced_viewer._repos import array_of, repo_at, store_of, writes_allowed
 from diced_viewer._slices import (
     MAX_PLANE_EDGE,
@@ -103,7 +102,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 def server_info(request: Request) -> Response:
     return JSONResponse({"location": store_of(request).location,
-                         "writable": writes_allowed(request), "diced_version": __version__})
+                         "writable": writes_allowed(request), "diced_version": __version__,
+                         "neuroglancer": request.app.state.neuroglancer is not None})
 
 
 def list_repos(request: Request) -> Response:
@@ -162,11 +162,14 @@ async def branch_node(request: Request) -> Response:
     if not writes_allowed(request):
         raise WritesDisabled()
     body = await _json_body(request)
-    message, name = body.get("message", ""), body.get("name") or None
+    # DVID's clients send {"branch": ..., "note": ...} and read "child" (docs/viewer.md).
+    message = body.get("message", body.get("note", ""))
+    name = body.get("name") or body.get("branch") or None
     def branch() -> str:
         return repo_at(request, request.path_params["uuid"]).create_branch(message, name)
 
-    return JSONResponse({"uuid": await run_in_threadpool(branch)}, status_code=201)
+    child = await run_in_threadpool(branch)
+    return JSONResponse({"uuid": child, "child": child}, status_code=201)
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -191,22 +194,6 @@ async def file_data(request: Request) -> Response:
 
 
 # -- arrays --------------------------------------------------------------------------------------
-
-
-def array_info(request: Request) -> Response:
-    repo = repo_at(request, request.path_params["uuid"])
-    array = array_of(repo, request.path_params["array"])
-    info = _array_json(array, repo.storage_report(repo.uuid).versions[0])
-    # DVID's info shape, with axes named x fastest (the last numpy axis).
-    names = ["X", "Y", "Z", *(f"A{i}" for i in range(3, array.ndim))][:array.ndim]
-    info["Base"] = {"TypeName": "diced-array", "Name": array.name, "DataUUID": repo.uuid,
-                    "Versioned": True}
-    info["Extended"] = {"Axes": [{"Label": n, "Size": s, "BlockSize": c} for n, s, c in
-                                 zip(names, reversed(array.shape), reversed(array.chunks),
-                                     strict=True)],
-                        "MinPoint": [s.start for s in reversed(array.get_extents())],
-                        "MaxPoint": [s.stop - 1 for s in reversed(array.get_extents())]}
-    return JSONResponse(info)
 
 
 def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -325,7 +312,6 @@ def array_diff(request: Request) -> Response:
 
 def api_routes() -> list[Route]:
     node = "/api/node/{uuid}"
-    raw = node + "/{array}/raw/{dims}/{size}/{offset}"
     return [
         Route("/api/server", server_info),
         Route("/api/repos", list_repos),
@@ -336,10 +322,7 @@ def api_routes() -> list[Route]:
         Route(node + "/branch", branch_node, methods=["POST"]),
         Route(node + "/.files/keys", file_keys),
         Route(node + "/.files/key/{name:path}", file_data),
-        Route(node + "/{array}/info", array_info),
         Route(node + "/{array}/slice.png", slice_png),
         Route(node + "/{array}/slice.raw", slice_raw),
         Route(node + "/{array}/diff", array_diff),
-        Route(raw, raw_get, methods=["GET"]),
-        Route(raw, raw_post, methods=["POST"]),
     ]

@@ -13,9 +13,14 @@ from starlette.staticfiles import StaticFiles
 
 from diced.store import DicedStore
 from diced_viewer._api import api_routes
+from diced_viewer._dvid import dvid_routes
+from diced_viewer._dvid_images import image_routes
+from diced_viewer._dvid_kv import keyvalue_routes
 from diced_viewer._errors import exception_handlers
 from diced_viewer._limits import BodyTimeout, ByteBudget, ServerLimits
+from diced_viewer._neuroglancer import neuroglancer_routes
 from diced_viewer._openapi import openapi_document
+from diced_viewer._openapi_dvid import dvid_paths
 from diced_viewer._security import AccessGuard, AccessPolicy
 from diced_viewer._zarr_http import zarr_routes
 
@@ -32,7 +37,10 @@ def _page(name: str) -> Route:
 
 
 async def _openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document(bool(request.app.state.allow_writes)))
+    writable = bool(request.app.state.allow_writes)
+    document = openapi_document(writable)
+    document["paths"].update(dvid_paths(writable))
+    return JSONResponse(document)
 
 
 def create_app(store: DicedStore, *, allow_writes: bool = False,
@@ -49,8 +57,13 @@ def create_app(store: DicedStore, *, allow_writes: bool = False,
         _page("index.html"),
         _page("docs.html"),
         Route("/openapi.json", _openapi),
+        # DVID's routes first: /api/repos/info must win over /api/repos/{repo}.
+        *dvid_routes(),
+        *image_routes(),
         *api_routes(),
+        *keyvalue_routes(),
         *zarr_routes(),
+        *neuroglancer_routes(),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers=exception_handlers,
@@ -59,5 +72,6 @@ def create_app(store: DicedStore, *, allow_writes: bool = False,
     app.state.allow_writes = allow_writes
     app.state.access_policy = policy or AccessPolicy.for_server("127.0.0.1")
     app.state.limits = limits
+    app.state.neuroglancer = None  # a LocalNeuroglancer once ViewerServer starts one
     app.state.byte_budget = ByteBudget(limits.memory_budget, limits.queue_wait)
     return app

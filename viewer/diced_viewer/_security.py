@@ -8,7 +8,9 @@
   from the server's own pages or from a program: a browser's ``Origin`` must be this
   server's, ``Sec-Fetch-Site`` must be ``same-origin``, and the body must be
   ``application/json`` or ``application/octet-stream`` (never the form and ``text/plain``
-  types a foreign page can send without a CORS preflight); with a token, it must carry
+  types a foreign page can send without a CORS preflight; only DVID keyvalue writes from
+  programs, which send neither ``Origin`` nor ``Sec-Fetch-Site``, may carry any type, since
+  DVID stores those bodies as they are); with a token, it must carry
   ``Authorization: Bearer TOKEN``;
 - ``/zarr/`` answers cross-origin reads only for the origins the policy lists;
 - every response says it may not be framed, sniffed or embedded by another site.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +40,9 @@ __all__ = ["WRITE_MEDIA_TYPES", "AccessGuard", "AccessPolicy", "is_loopback", "m
 #: octet-stream (RFC 9110 §8.3), which is what DVID clients send raw data as.
 WRITE_MEDIA_TYPES = frozenset({"application/json", "application/octet-stream"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: DVID keyvalue writes store their body as it is, of whatever type DVID clients label it;
+#: programs (no Origin, no Sec-Fetch-Site) may send them with any Content-Type.
+_OPAQUE_WRITES = re.compile(r"^/api/node/[^/]+/[^/]+/(key/.+|keyvalues)$")
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 _ZARR_PREFIX = "/zarr/"
 _CORS_HEADERS = {
@@ -209,7 +215,7 @@ class AccessPolicy:
 
 
 def _write_refusal(policy: AccessPolicy, method: str, headers: Headers,
-                   host: str) -> tuple[int, str, dict[str, str]] | None:
+                   host: str, path: str = "") -> tuple[int, str, dict[str, str]] | None:
     """Why a state-changing request is refused (status, message, headers), or ``None``."""
     origin = headers.get("origin")
     if origin is not None and not policy.same_origin(origin, host):
@@ -221,7 +227,9 @@ def _write_refusal(policy: AccessPolicy, method: str, headers: Headers,
         return 403, (f"{method} from a {site[:20]} page refused: only this server's own pages "
                      "and programs may change the store"), {}
     kind = media_type(headers.get("content-type"))
-    if kind is not None and kind not in WRITE_MEDIA_TYPES:
+    from_program = origin is None and site is None
+    if kind is not None and kind not in WRITE_MEDIA_TYPES \
+            and not (from_program and _OPAQUE_WRITES.match(path)):
         return 415, (f"{method} with Content-Type {kind[:80]!r} refused: send "
                      "application/json or application/octet-stream, as the API documents"), {}
     if not policy.token_matches(headers.get("authorization")):
@@ -264,7 +272,7 @@ class AccessGuard:
                             f"to {', '.join(sorted(policy.host_names))} (add names with "
                             "diced serve --allowed-host NAME)"), {}
         elif method not in _SAFE_METHODS:
-            refusal = _write_refusal(policy, method, headers, host)
+            refusal = _write_refusal(policy, method, headers, host, scope["path"])
         elif is_zarr and origin is not None:
             allowed = policy.cors_origin(origin) or (
                 origin if policy.same_origin(origin, host) else None)

@@ -16,6 +16,7 @@ import uvicorn
 from diced.errors import InvalidInputError, StorageError
 from diced_viewer._app import create_app
 from diced_viewer._limits import ServerLimits
+from diced_viewer._neuroglancer import LocalNeuroglancer
 from diced_viewer._protocol import protocol_class
 from diced_viewer._security import AccessPolicy, is_loopback
 
@@ -79,6 +80,8 @@ class ViewerServer:
     every change must carry ``Authorization: Bearer TOKEN``; writes on an address other
     than loopback need one. A non-loopback address warns with
     :class:`ExposedServerWarning`. ``limits`` bound its memory and body waits.
+    ``neuroglancer_port`` (``0``: any free port) also starts a local neuroglancer on
+    127.0.0.1 (``/neuroglancer/{repo}/{version}`` opens one; its origin may read ``/zarr/``).
 
     Raises
     ------
@@ -91,7 +94,8 @@ class ViewerServer:
     def __init__(self, store: DicedStore, host: str = "127.0.0.1", port: int = 8000, *,
                  allow_writes: bool = False, allowed_hosts: Iterable[str] = (),
                  cors_origins: Iterable[str] = (), token: str | None = None,
-                 limits: ServerLimits | None = None) -> None:
+                 limits: ServerLimits | None = None,
+                 neuroglancer_port: int | None = None) -> None:
         if allow_writes and token is None and not is_loopback(host):
             raise InvalidInputError(
                 f"writes on {host} (not a loopback address) need a token: pass --token "
@@ -110,6 +114,11 @@ class ViewerServer:
         self.port: int = self._socket.getsockname()[1]
         self.app = create_app(store, allow_writes=allow_writes, policy=policy,
                               limits=self.limits)
+        self.neuroglancer: LocalNeuroglancer | None = None
+        if neuroglancer_port is not None:
+            self.neuroglancer = LocalNeuroglancer(neuroglancer_port)
+            self.app.state.neuroglancer = self.neuroglancer
+            self.allow_cors_origin(self.neuroglancer.origin)
         # Requests still running after 5 s of shutdown are cancelled, so stop() is bounded.
         # h11 always (not httptools when installed): malformed requests get JSON errors, and
         # a request head gets as long to arrive as a paused body.
@@ -168,6 +177,9 @@ class ViewerServer:
     def stop(self) -> None:
         """Stop serving and release the port (idempotent)."""
         self._server.should_exit = True
+        if self.neuroglancer is not None:
+            self.neuroglancer.stop()
+            self.neuroglancer = None
         if self._thread is not None:
             self._thread.join(timeout=_START_TIMEOUT)
             self._thread = None

@@ -1,18 +1,24 @@
 """Every version as a read-only zarr v3 hierarchy over HTTP: ``/zarr/{repo}/{version}/{key}``.
 
-Keys are those of :meth:`diced.DicedRepo.zarr_store` (``zarr.json``, ``<array>/zarr.json``,
-``<array>/c/i/j/k``), so zarr-python's HTTP store, TensorStore and neuroglancer open any
+Keys are those of :meth:`diced.DicedRepo.zarr_store` (``zarr.json`` with the version's
+metadata consolidated, ``<array>/zarr.json``, chunk keys in each array's encoding, the
+OME-NGFF view ``.ome/<array>/...``, and any other zarr object stored in the version), so
+zarr-python's HTTP store, xarray, TensorStore, ome-zarr readers and neuroglancer open any
 version as they would a static zarr v3 directory. A missing key (a chunk holding only the
 fill value) is a 404, which zarr reads as the fill value. Single byte ranges are honoured.
+The version root and the ``.ome/`` directories answer a ``GET`` with an HTML index of their
+children, which is how fsspec's HTTP filesystem lists a directory.
 Cross-origin reads are allowed only for the origins of the server's access policy
 (:mod:`diced_viewer._security` adds the CORS headers and answers preflights).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
+from urllib.parse import quote
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -22,14 +28,16 @@ from starlette.routing import Route
 from zarr.core.buffer import default_buffer_prototype
 
 from diced.zarr_store import NodeStore
+from diced.zarr_views import OME_PREFIX
 from diced_viewer._errors import ApiError, error_response
-from diced_viewer._limits import leased
+from diced_viewer._limits import hold, leased
 from diced_viewer._repos import store_of
 
 __all__ = ["zarr_routes"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_ARRAY_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}/(zarr\.json|c(/\d{1,12})+)$")
+#: Longest key served (array names have 200 characters; keys of other objects are bounded too).
+_MAX_KEY = 1024
 
 
 def _node_store(request: Request) -> NodeStore:
@@ -52,25 +60,58 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     return (start, stop) if start < stop else None
 
 
-async def _chunk_bytes(node_store: NodeStore, key: str) -> int:
-    """Decoded size of the chunk ``key`` names (0 for a ``zarr.json``), from its metadata."""
+def _array_metadata_key(key: str) -> str | None:
+    """The ``zarr.json`` of the array whose chunk ``key`` may be (``None``: not a chunk)."""
     if key.endswith("zarr.json"):
-        return 0
-    meta = await node_store.get(key.split("/", 1)[0] + "/zarr.json",
-                                default_buffer_prototype())
+        return None
+    depth = 3 if key.startswith(OME_PREFIX + "/") else 1
+    parts = key.split("/", depth)
+    return "/".join(parts[:depth]) + "/zarr.json" if len(parts) > depth else None
+
+
+async def _chunk_bytes(node_store: NodeStore, key: str) -> int | None:
+    """Decoded size of chunk ``key``, from its array's metadata (``None``: not a chunk)."""
+    meta_key = _array_metadata_key(key)
+    meta = None if meta_key is None else await node_store.get(meta_key,
+                                                               default_buffer_prototype())
     if meta is None:
-        return 0
+        return None
     info = json.loads(meta.to_bytes())
+    if info.get("node_type") != "array":
+        return None
     shape: list[int] = info["chunk_grid"]["configuration"]["chunk_shape"]
     itemsize: int = np.dtype(info["data_type"]).itemsize
     return math.prod(shape) * itemsize
 
 
+def _is_directory(key: str) -> bool:
+    """Whether ``key`` may name a directory worth an index (the root and the ``.ome/`` view)."""
+    key = key.rstrip("/")
+    return key == "" or key == OME_PREFIX or (key.startswith(OME_PREFIX + "/")
+                                              and key.count("/") == 1)
+
+
+async def _index(request: Request, node_store: NodeStore, key: str) -> Response | None:
+    """An HTML index of the children of directory ``key`` (``None`` if it has none)."""
+    children = [child async for child in node_store.list_dir(key.rstrip("/"))]
+    if not children:
+        return None
+    base = request.url.path if request.url.path.endswith("/") else request.url.path + "/"
+    links = "".join(f'<li><a href="{html.escape(base + quote(child))}">{html.escape(child)}'
+                    "</a></li>\n" for child in children)
+    page = f"<!DOCTYPE html>\n<title>{html.escape(base)}</title>\n<ul>\n{links}</ul>\n"
+    return Response(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
 async def zarr_key(request: Request) -> Response:
-    key = request.path_params["key"]
-    if key != "zarr.json" and not _ARRAY_KEY.match(key):
+    key = request.path_params.get("key", "")
+    if len(key) > _MAX_KEY or "\x00" in key:
         return error_response(404, f"no key {key[:80]!r}")
     node_store = await run_in_threadpool(_node_store, request)
+    if _is_directory(key) and not key.endswith("zarr.json"):
+        index = await _index(request, node_store, key)
+        if index is not None:
+            return index
 
     async def answer() -> Response:
         buffer = await node_store.get(key, default_buffer_prototype())
@@ -92,9 +133,14 @@ async def zarr_key(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
         return Response(data[start:stop], status_code=206, media_type=media, headers=headers)
 
+    decoded = await _chunk_bytes(node_store, key)
+    if decoded is None:  # metadata and other small objects: counted once read
+        response = await answer()
+        return await hold(request, len(getattr(response, "body", b"")), "this object", response)
     # The chunk as read and as bytes (a compressed chunk is smaller than its decoded size).
-    return await leased(request, 2 * await _chunk_bytes(node_store, key), "this chunk", answer)
+    return await leased(request, 2 * decoded, "this chunk", answer)
 
 
 def zarr_routes() -> list[Route]:
-    return [Route("/zarr/{repo}/{version}/{key:path}", zarr_key, methods=["GET", "HEAD"])]
+    return [Route("/zarr/{repo}/{version}", zarr_key, methods=["GET", "HEAD"]),
+            Route("/zarr/{repo}/{version}/{key:path}", zarr_key, methods=["GET", "HEAD"])]

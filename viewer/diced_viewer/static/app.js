@@ -5,6 +5,7 @@
 import { ApiError, el, enc, getJSON, postJSON } from "./api.js";
 import { drawDag } from "./dag.js";
 import { arrayPage } from "./arrayview.js";
+import { neuroglancerControls } from "./neuroglancer.js";
 
 const app = document.getElementById("app");
 const crumbs = document.getElementById("crumbs");
@@ -90,7 +91,7 @@ function writeForms(node, refresh) {
   } }, note, name, el("button", { type: "submit", id: "branch-button" }, "Branch from here"), status);
 }
 
-function versionPanel(repoName, node) {
+function versionPanel(repoName, node, otherUuids = []) {
   const arrays = node.arrays.map((a) => el("tr", { class: "array-row" },
     el("td", {}, el("a", { href: `#/repo/${enc(repoName)}/${node.uuid}/array/${enc(a.name)}` }, a.name)),
     el("td", {}, a.dtype),
@@ -113,6 +114,7 @@ function versionPanel(repoName, node) {
     el("p", { class: "note" }, node.note),
     snippet(`repo = store.open_repo(${JSON.stringify(repoName)})\nrepo.change_version(${JSON.stringify(node.uuid)})`),
     el("h3", {}, "Arrays"),
+    neuroglancerControls(repoName, node.uuid, otherUuids),
     node.arrays.length ? el("table", { id: "arrays" },
       el("thead", {}, el("tr", {}, ...["name", "dtype", "shape", "chunks", "", "stored"].map((h) => el("th", {}, h)))),
       el("tbody", {}, arrays)) : el("p", {}, "No arrays."),
@@ -141,7 +143,7 @@ async function repoPage(name, uuid) {
        el("span", { class: "dot open" }), "open ", el("span", { class: "dot leaf" }), "newest of its branch"),
     el("div", { class: "dag-wrap" }, drawDag(repo.nodes, selected, go)),
     writeForms(node, refresh) ?? "",
-    versionPanel(name, node));
+    versionPanel(name, node, repo.nodes.map((n) => n.uuid).filter((u) => u !== node.uuid)));
 }
 
 async function route() {
@@ -161,6 +163,7 @@ async function start() {
   const info = await getJSON("/api/server");
   document.body.dataset.location = info.location;
   if (info.writable) document.body.dataset.writable = "1";
+  if (info.neuroglancer) document.body.dataset.neuroglancer = "1";
   document.getElementById("mode").textContent = info.writable ? "read-write" : "read-only";
   window.addEventListener("hashchange", () => { delete document.body.dataset.ready; route(); });
   await route();

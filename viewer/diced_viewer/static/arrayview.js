@@ -1,6 +1,7 @@
 // The array page: an orthogonal slice view with slice slider, zoom and pan, contrast,
 // label colours, the value under the cursor, and a compare-with-version mode.
 import { el, enc, getJSON, getPlane } from "./api.js";
+import { neuroglancerLink } from "./neuroglancer.js";
 
 const MAX_EDGE = 1024; // plane images are downsampled to at most this many pixels a side
 
@@ -356,8 +357,6 @@ export async function arrayPage(app, setCrumbs, repoName, uuid, name) {
   } }, "fit");
 
   const source = `${location.origin}/zarr/${enc(repoName)}/${uuid}/${enc(name)}/`;
-  const ngState = { layers: [{ type: info.islabel3D ? "segmentation" : "image", name,
-                               source: `zarr3://${source}` }], layout: "4panel" };
   const extents = info.extents.map(([a, b]) => `${a}:${b}`).join(", ");
   app.replaceChildren(
     el("h1", {}, name),
@@ -376,8 +375,7 @@ export async function arrayPage(app, setCrumbs, repoName, uuid, name) {
       el("label", {}, labelBox, " label colours"),
       resetButton,
       el("label", {}, "compare with version ", compareSel),
-      el("a", { href: `https://neuroglancer-demo.appspot.com/#!${encodeURIComponent(JSON.stringify(ngState))}`,
-                target: "_blank", rel: "noopener", id: "neuroglancer-link" }, "open in neuroglancer")),
+      neuroglancerLink(repoName, uuid, { array: name, compareOf: () => compareSel.value || null })),
     el("p", { class: "muted mono" }, "zarr v3: ", el("code", { id: "zarr-url" }, source)),
     el("div", { class: "views" },
       el("div", { class: "view", id: "view-main" },
