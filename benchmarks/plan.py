@@ -16,7 +16,8 @@ class Plan:
     Every array is a cube of edge ``size`` with cubic chunks of edge ``chunk``. Each figure
     in the table is the median over ``reps`` repetitions, each in a fresh process (the
     history chain is built once; its lock, commit and branch times are the median of
-    ``reps`` probes at each depth).
+    ``reps`` probes at each depth). ``gc_chunks`` is how many chunks the garbage
+    collection benchmark writes (its store holds about 2.7 objects per chunk).
     """
 
     size: int
@@ -29,6 +30,7 @@ class Plan:
     depths: tuple[int, ...]
     depth_reads: int
     reps: int
+    gc_chunks: int = 40_000
     seed: int = 2024
 
     def with_reps(self, reps: int | None) -> Plan:
@@ -49,7 +51,7 @@ FULL = Plan(size=512, chunk=64, aligned_reads=1000, unaligned_reads=1000, unalig
 
 #: A smoke test of the harness (numbers are meaningless): tiny sizes, one repetition.
 QUICK = Plan(size=128, chunk=64, aligned_reads=20, unaligned_reads=20, unaligned_edge=100,
-             rmw_writes=20, rmw_edge=10, depths=(1, 5), depth_reads=10, reps=1)
+             rmw_writes=20, rmw_edge=10, depths=(1, 5), depth_reads=10, reps=1, gc_chunks=400)
 
 
 @dataclass(frozen=True)

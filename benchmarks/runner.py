@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.data import ARRAYS, ensure_volumes
-from benchmarks.measures import ALL_SYSTEMS, IMPORTING, WORKLOADS, Measure, catalogue
+from benchmarks.measures import (
+    ALL_SYSTEMS,
+    IMPORTING,
+    LIFECYCLE,
+    WORKLOADS,
+    Measure,
+    catalogue,
+)
 from benchmarks.plan import Layout, Plan, Task
 from benchmarks.systems import SYSTEMS
 
@@ -119,6 +126,9 @@ def _tasks(plan: Plan, workdir: Path, workloads: Iterable[str], prepare: list[st
         add("branch-bytes", [s for s in active if s in _VERSIONED], plan.reps)
     if "import" in selected:
         add("import", [s for s in active if s in IMPORTING], plan.reps)
+    if "lifecycle" in selected:
+        # One repetition: building a store of 10⁵ objects dominates the task's time.
+        add("lifecycle", [s for s in active if s in LIFECYCLE], 1)
     if "history" in selected:
         add("history", builders, 1)
         for rep in range(plan.reps):
@@ -130,7 +140,7 @@ def _tasks(plan: Plan, workdir: Path, workloads: Iterable[str], prepare: list[st
 
 def _depends_on(task: Task) -> list[tuple[str, str]]:
     """The (system, array) prepared stores or history builds a task reads."""
-    if task.workload in ("bulk-write", "import"):
+    if task.workload in ("bulk-write", "import", "lifecycle"):
         return []
     if task.workload == "history-reads":
         builder = "icechunk" if task.system == "icechunk" else "diced-locked"

@@ -38,6 +38,7 @@ from benchmarks.data import (
     random_blocks,
     unaligned_boxes,
 )
+from benchmarks.lifecycle import lifecycle
 from benchmarks.plan import Task
 from benchmarks.systems import system
 
@@ -353,4 +354,5 @@ RUNNERS: dict[str, Callable[[Task], Outcome]] = {
     "history": history_build,
     "history-reads": history_reads,
     "import": import_stack,
+    "lifecycle": lifecycle,
 }

@@ -33,6 +33,8 @@ GROUPS = {
     "history depth 1": VERSIONED,
     "history depth 5": VERSIONED,
     "import · TIFF stack of image 128³": {"diced·open", "zarr"},
+    "gc · 400 chunks": {"diced·locked"},
+    "copy · image 128³": {"diced·locked"},
 }
 
 
