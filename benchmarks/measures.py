@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from benchmarks.data import ARRAYS
 from benchmarks.plan import Plan
 
-__all__ = ["ALL_SYSTEMS", "IMPORTING", "PYRAMIDS", "WORKLOADS", "Measure", "catalogue"]
+__all__ = ["ALL_SYSTEMS", "IMPORTING", "LIFECYCLE", "PYRAMIDS", "WORKLOADS", "Measure",
+           "catalogue"]
 
 ALL_SYSTEMS = ("diced-open", "diced-locked", "zarr", "tensorstore", "icechunk")
 _COMMITTING = ("diced-locked", "icechunk")
@@ -23,7 +24,9 @@ PYRAMIDS = ("diced-open",)
 
 #: Workloads selectable with ``--workloads``, in the order they run.
 WORKLOADS = ("bulk-write", "bulk-read", "random-reads", "rmw", "branch-bytes", "history",
-             "import", "pyramid")
+             "import", "pyramid", "lifecycle")
+#: The storage lifecycle (garbage collection, copies) is diced's alone.
+LIFECYCLE = ("diced-locked",)
 
 
 @dataclass(frozen=True)
@@ -114,5 +117,36 @@ def catalogue(plan: Plan) -> list[Measure]:
                 False, PYRAMIDS),
         Measure("pyramid.rebuild_chunks", "pyramid", group,
                 "level chunks written by the build", "chunks", False, PYRAMIDS),
+    ]
+    group = (f"gc · {plan.gc_chunks} chunks in two versions, every object older than the "
+             "grace period")
+    out += [
+        Measure("gc.objects", "lifecycle", group, "objects in the store", "objects", True,
+                LIFECYCLE),
+        Measure("gc.garbage", "lifecycle", group, "unreachable objects moved or deleted",
+                "objects", True, LIFECYCLE),
+        Measure("gc.first", "lifecycle", group, "first run: walk, move garbage to the trash, "
+                "delete the rest", "s", False, LIFECYCLE),
+        Measure("gc.requests", "lifecycle", group, "requests of the first run", "requests",
+                False, LIFECYCLE),
+        Measure("gc.second", "lifecycle", group, "second run, a grace period later: empty "
+                "the trash", "s", False, LIFECYCLE),
+    ]
+    group = f"copy · image {n}³ in two versions, local disk → S3 emulator (moto)"
+    out += [
+        Measure("copy.diced.throughput", "lifecycle", group, "diced clone", "MB/s", True,
+                LIFECYCLE),
+        Measure("copy.fsspec.throughput", "lifecycle", group,
+                "aws s3 sync-style copy of the store's files (fsspec)", "MB/s", True,
+                LIFECYCLE),
+        Measure("copy.diced.bytes", "lifecycle", group, "bytes diced moved", "MB", False,
+                LIFECYCLE),
+        Measure("copy.fsspec.bytes", "lifecycle", group, "bytes the s3 sync-style copy moved",
+                "MB", False, LIFECYCLE),
+        Measure("copy.diced.incremental", "lifecycle", group,
+                "push of one more version (a one-chunk edit): bytes diced moved", "KB", False,
+                LIFECYCLE),
+        Measure("copy.fsspec.incremental", "lifecycle", group,
+                "the same by the s3 sync-style copy", "KB", False, LIFECYCLE),
     ]
     return out

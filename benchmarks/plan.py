@@ -17,7 +17,8 @@ class Plan:
     workload's of edge ``pyramid_size``, where ``pyramid_edits`` chunks are edited). Each figure
     in the table is the median over ``reps`` repetitions, each in a fresh process (the
     history chain is built once; its lock, commit and branch times are the median of
-    ``reps`` probes at each depth).
+    ``reps`` probes at each depth). ``gc_chunks`` is how many chunks the garbage
+    collection benchmark writes (its store holds about 2.7 objects per chunk).
     """
 
     size: int
@@ -32,6 +33,7 @@ class Plan:
     pyramid_size: int
     pyramid_edits: int
     reps: int
+    gc_chunks: int = 40_000
     seed: int = 2024
 
     def with_reps(self, reps: int | None) -> Plan:
@@ -55,7 +57,7 @@ FULL = Plan(size=512, chunk=64, aligned_reads=1000, unaligned_reads=1000, unalig
 #: A smoke test of the harness (numbers are meaningless): tiny sizes, one repetition.
 QUICK = Plan(size=128, chunk=64, aligned_reads=20, unaligned_reads=20, unaligned_edge=100,
              rmw_writes=20, rmw_edge=10, depths=(1, 5), depth_reads=10, pyramid_size=256,
-             pyramid_edits=10, reps=1)
+             pyramid_edits=10, reps=1, gc_chunks=400)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.data import ARRAYS, ensure_volumes
-from benchmarks.measures import ALL_SYSTEMS, IMPORTING, PYRAMIDS, WORKLOADS, Measure, catalogue
+from benchmarks.measures import (
+    ALL_SYSTEMS,
+    IMPORTING,
+    LIFECYCLE,
+    PYRAMIDS,
+    WORKLOADS,
+    Measure,
+    catalogue,
+)
 from benchmarks.plan import Layout, Plan, Task
 from benchmarks.systems import SYSTEMS
 
@@ -121,6 +129,9 @@ def _tasks(plan: Plan, workdir: Path, workloads: Iterable[str], prepare: list[st
         add("import", [s for s in active if s in IMPORTING], plan.reps)
     if "pyramid" in selected:
         add("pyramid", [s for s in active if s in PYRAMIDS], plan.reps)
+    if "lifecycle" in selected:
+        # One repetition: building a store of 10⁵ objects dominates the task's time.
+        add("lifecycle", [s for s in active if s in LIFECYCLE], 1)
     if "history" in selected:
         add("history", builders, 1)
         for rep in range(plan.reps):
@@ -132,7 +143,7 @@ def _tasks(plan: Plan, workdir: Path, workloads: Iterable[str], prepare: list[st
 
 def _depends_on(task: Task) -> list[tuple[str, str]]:
     """The (system, array) prepared stores or history builds a task reads."""
-    if task.workload in ("bulk-write", "import", "pyramid"):
+    if task.workload in ("bulk-write", "import", "pyramid", "lifecycle"):
         return []
     if task.workload == "history-reads":
         builder = "icechunk" if task.system == "icechunk" else "diced-locked"

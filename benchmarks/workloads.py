@@ -40,6 +40,7 @@ from benchmarks.data import (
     tiled_volume,
     unaligned_boxes,
 )
+from benchmarks.lifecycle import lifecycle
 from benchmarks.plan import Task
 from benchmarks.systems import system
 
@@ -404,4 +405,5 @@ RUNNERS: dict[str, Callable[[Task], Outcome]] = {
     "history-reads": history_reads,
     "import": import_stack,
     "pyramid": pyramid_update,
+    "lifecycle": lifecycle,
 }

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from diced import __version__
 from diced.cli_io import add_io_commands
+from diced.cli_lifecycle import add_lifecycle_commands
 from diced.demo import run_demo
 from diced.errors import DicedException, NotFoundError
 from diced.repo import DicedRepo
@@ -95,7 +96,8 @@ _version = click.option("--version", "version", metavar="REF", help=_VERSION_HEL
 def main() -> None:
     """diced: versioned, chunked nD arrays with a git-like version graph.
 
-    LOCATION is a store: a local directory, file://... or memory://... .
+    LOCATION is a store: a local directory, file://..., memory://..., gs://bucket/prefix
+    or s3://bucket/prefix.
     """
 
 
@@ -324,3 +326,5 @@ def serve(location: str, host: str, port: int, allow_writes: bool,
 
 # `diced import` and `diced export` live in their own module (diced/cli_io.py).
 add_io_commands(main, _store, _open, _version)
+# `diced du`, `fsck`, `gc`, `clone`, `sync`, `push`, `pull` and the deletions: cli_lifecycle.py.
+add_lifecycle_commands(main, _store, _open, _version, _console)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
@@ -29,10 +30,14 @@ from diced.pyramid import (
     plan_spec,
     pyramid_of,
 )
-from diced.versioning.graph import VersionGraph
+from diced.versioning.graph import VersionGraph, validate_branch_name
 from diced.versioning.node import NodeView
+from diced.versioning.prune import BranchDeletion, delete_branch, delete_version
 from diced.versioning.records import NodeRecord, RepoRecord
 from diced.zarr_store import ARRAY_NAME, NodeStore
+
+if TYPE_CHECKING:
+    from diced.lifecycle import RepoUsage
 
 __all__ = ["DEFAULT_CHUNKS", "UNBOUNDED", "DicedRepo", "NodeInfo", "default_compressor"]
 
@@ -238,6 +243,54 @@ class DicedRepo:
                      is_branch_leaf=n.record.uuid in leaves)
             for n in sorted(dag.values(), key=lambda n: n.record.created)
         ]
+
+    def delete_branch(self, name: str) -> BranchDeletion:
+        """Remove branch ``name``'s versions that nothing else needs, newest first.
+
+        Versions with a child on another branch, a tag, or the repo's root are kept (with
+        that much of the branch before them); the report says which and why. Their data
+        is freed by the next ``store.gc()`` after the grace period (docs/lifecycle.md).
+
+        Raises
+        ------
+        NotFoundError
+            No such branch.
+        InvalidInputError
+            Nothing of it can be deleted (the message says why).
+        """
+        self._writable_view()
+        try:
+            return delete_branch(VersionGraph(self._ctx.backend, self.repo_uuid),
+                                 validate_branch_name(name))
+        finally:
+            self._forget_attachments()
+
+    def delete_version(self, uuid: str) -> None:
+        """Abandon the open leaf version ``uuid`` (a UUID, prefix or ``:branch``).
+
+        Writes in flight there fail with :class:`ConflictError`. Locked versions are
+        removed with their branch (:meth:`delete_branch`).
+        """
+        self._writable_view()
+        graph = VersionGraph(self._ctx.backend, self.repo_uuid)
+        try:
+            delete_version(graph, graph.resolve(uuid))
+        finally:
+            self._forget_attachments()
+
+    def _forget_attachments(self) -> None:
+        # The graph caches which nodes are attached; a deletion detaches some.
+        self._graph = VersionGraph(self._ctx.backend, self.repo_uuid)
+
+    def storage_report(self, version: str | None = None) -> RepoUsage:
+        """Stored (compressed) bytes of every version (or only ``version``) and array:
+        what each needs, and how much of it no parent needs (``diced du``)."""
+        chosen = None if version is None else [self._graph.resolve(version)]
+        # A lifecycle service above this API (as diced.io is): loaded by name.
+        sizes = importlib.import_module("diced.lifecycle.sizes")
+        usage: RepoUsage = sizes.repo_usage(self._ctx.backend, self.repo_uuid, self.name,
+                                            versions=chosen, cache=self._ctx.page_cache)
+        return usage
 
     def node_record(self, uuid: str | None = None) -> NodeRecord:
         """The stored record of ``uuid`` (default: the current node)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -22,6 +23,8 @@ from diced.zarr_store import NodeStore
 
 if TYPE_CHECKING:
     from diced_viewer import ViewerServer
+
+    from diced.lifecycle import GcReport, StoreUsage, SyncReport, VerifyReport
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_REMOTE_CONCURRENCY", "DicedStore",
            "default_concurrency", "reopen_array", "reopen_node_store"]
@@ -236,6 +239,82 @@ class DicedStore:
     def delete_repo(self, name: str) -> None:
         """Delete repo ``name`` with all its versions (irreversible)."""
         self.catalog.delete(name)
+
+    # -- storage lifecycle (diced.lifecycle; see docs/lifecycle.md) ------------------------
+
+    def _lifecycle(self, module: str) -> Any:
+        # The lifecycle services sit above this API (the command line calls them too):
+        # loaded by name, as the viewer is, so the API never imports them.
+        return importlib.import_module(f"diced.lifecycle.{module}")
+
+    def _jobs(self) -> int:
+        """Requests the lifecycle operations keep in flight: the store's concurrency."""
+        concurrency: int | None = self.options.get("concurrency")
+        return concurrency or default_concurrency(self.backend)
+
+    def storage_report(self) -> StoreUsage:
+        """Stored bytes of each repo and of the whole store (``diced du LOCATION``)."""
+        usage: StoreUsage = self._lifecycle("sizes").store_usage(
+            self.backend, jobs=self._jobs(), cache=self.page_cache)
+        return usage
+
+    def verify(self, repo: str | None = None, version: str | None = None, *,
+               progress: bool | None = None) -> VerifyReport:
+        """Check every object the store (or repo ``repo``, or one ``version``) reaches:
+        present, parseable, matching its digest. Reads only; see ``diced fsck``.
+
+        ``report.ok`` is false when something is damaged; ``report.damage`` says what, and
+        which versions, arrays and chunks it affects. ``progress``: show a bar (``None``:
+        on a terminal).
+        """
+        report: VerifyReport = self._lifecycle("verify").verify_store(
+            self.backend, repo, version, jobs=self._jobs(), progress=progress)
+        return report
+
+    def gc(self, grace: float | str | None = None, dry_run: bool = False, *,
+           progress: bool | None = None) -> GcReport:
+        """Delete every object no repo reaches, if older than ``grace`` (``diced gc``).
+
+        ``grace`` is seconds or a duration such as ``"1h"`` (``None``: one day); it must
+        exceed twice the longest time a writer (a lock, say) takes; 0 only for a store
+        nobody writes to meanwhile. Blobs, pages and manifests go to a trash first and
+        are deleted by a run at least ``grace`` later. Safe while other processes write
+        and lock (docs/format.md says why). ``dry_run`` reports without deleting.
+
+        Raises
+        ------
+        StorageError
+            A reachable object is damaged (nothing is deleted; run ``verify``).
+        ConflictError
+            Another collector is running on this store.
+        """
+        gc = self._lifecycle("gc")
+        seconds = (gc.DEFAULT_GRACE if grace is None
+                   else gc.parse_duration(grace) if isinstance(grace, str) else grace)
+        report: GcReport = gc.collect_garbage(self.backend, grace=seconds, dry_run=dry_run,
+                                              jobs=self._jobs(), progress=progress)
+        return report
+
+    def sync_to(self, destination: DicedStore | str, *, repos: Sequence[str] | None = None,
+                versions: Sequence[str] | None = None, jobs: int | None = None,
+                progress: bool | None = None) -> SyncReport:
+        """Copy repos (all, or ``repos``), or only ``versions`` and their ancestry, to
+        ``destination`` (a store or a location, created if missing), copying only the
+        objects it lacks; UUIDs, branches and tags are kept. Only locked versions are
+        copied. Idempotent: run it again to finish an interrupted copy or to send new
+        versions (``diced clone``, ``sync``, ``push``, ``pull``; docs/lifecycle.md).
+        ``jobs`` bounds the requests in flight (default: the store's concurrency).
+        """
+        copy = self._lifecycle("sync").copy_versions
+        if isinstance(destination, DicedStore):
+            report: SyncReport = copy(self.backend, destination.backend, repos=repos,
+                                      versions=versions, jobs=jobs or self._jobs(),
+                                      progress=progress)
+            return report
+        with DicedStore(destination) as target:
+            report = copy(self.backend, target.backend, repos=repos, versions=versions,
+                          jobs=jobs or max(self._jobs(), target._jobs()), progress=progress)
+            return report
 
 
 # One store per location, options and process, opened on first use and kept for the

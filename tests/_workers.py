@@ -373,7 +373,8 @@ def lock_plan(seed: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], by
 def _arm_kill(backend: ObjectStore, after: int) -> list[int]:
     """SIGKILL this process right after the ``after``-th mutating backend call returns."""
     count = [0]
-    for name in ("put", "put_if_absent", "compare_and_swap", "delete"):
+    for name in ("put", "put_if_absent", "put_immutable", "put_if_match", "compare_and_swap",
+                 "delete"):
         original: Callable[..., Any] = getattr(backend, name)
 
         def wrapped(*args: Any, _original: Callable[..., Any] = original) -> Any:

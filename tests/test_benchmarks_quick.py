@@ -34,6 +34,8 @@ GROUPS = {
     "history depth 5": VERSIONED,
     "import · TIFF stack of image 128³": {"diced·open", "zarr"},
     "pyramid · image 256³": {"diced·open"},
+    "gc · 400 chunks": {"diced·locked"},
+    "copy · image 128³": {"diced·locked"},
 }
 
 

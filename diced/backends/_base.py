@@ -181,5 +181,13 @@ class ObjectStore(ABC):
     def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
         """Like :meth:`list_prefix`, with each object's size and modification time."""
 
+    def sweep_temporaries(self, older_than: float) -> tuple[int, int]:
+        """Delete temporary files killed writers left, older than ``older_than`` seconds.
+
+        Returns ``(files, bytes)`` removed. Only backends that write temporary files
+        (local disk) have any; the others remove nothing.
+        """
+        return 0, 0
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release handles; the store must not be used afterwards."""

@@ -62,6 +62,10 @@ class ForwardingObjectStore(ObjectStore):
         # docstring inherited
         return self.inner.list_info(prefix)
 
+    def sweep_temporaries(self, older_than: float) -> tuple[int, int]:
+        # docstring inherited
+        return self.inner.sweep_temporaries(older_than)
+
     def close(self) -> None:
         # docstring inherited
         self.inner.close()

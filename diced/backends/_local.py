@@ -7,6 +7,7 @@ import itertools
 import os
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -54,7 +55,11 @@ class LocalObjectStore(ObjectStore):
         self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._lock_fds: dict[int, int] = {}
         self._lock_pid = os.getpid()
+        # Temporary names: a random prefix per instance and process (other instances, in
+        # this and other processes, forked children included, write into the same
+        # directory) and a counter.
         self._names = itertools.count()
+        self._name_prefix = ""
         self.sweep_temporaries()
 
     def __repr__(self) -> str:
@@ -152,8 +157,10 @@ class LocalObjectStore(ObjectStore):
             os.close(fd)
 
     def _write_temp(self, data: bytes) -> str:
-        # Unique per process and call: cheaper than a random name, and never reused.
-        tmp = os.path.join(self._tmp, f"{os.getpid()}-{next(self._names)}")
+        # Unique per instance, process and call: cheaper than a random name per file.
+        if not self._name_prefix.startswith(f"{os.getpid()}-"):
+            self._name_prefix = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        tmp = os.path.join(self._tmp, f"{self._name_prefix}-{next(self._names)}")
         self._fill(self._create(tmp, parents=self._tmp), tmp, data)
         return tmp
 

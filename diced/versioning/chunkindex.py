@@ -28,6 +28,7 @@ from diced.errors import StorageError
 from diced.versioning import keys
 from diced.versioning.digest import DIGEST_SIZE, digest
 from diced.versioning.records import corrupt
+from diced.versioning.trash import read_immutable
 
 __all__ = ["ChunkIndex", "PageCache", "bits_per_level"]
 
@@ -140,7 +141,7 @@ class ChunkIndex:
     def _page(self, page_digest: bytes) -> Page:
         def load() -> Page:
             key = keys.page(self.repo, page_digest.hex())
-            data = self.backend.get(key)
+            data = read_immutable(self.backend, key)
             if data is None:
                 raise StorageError(f"index page {key!r} is missing: the store is damaged; "
                                    "restore it from a copy (diced fsck lists what is missing)")
@@ -174,13 +175,21 @@ class ChunkIndex:
             return
         yield from self._items(bytes.fromhex(root), height - 1, (0,) * self.ndim)
 
-    def _items(self, node: bytes, level: int, base: Coords) -> Iterator[tuple[Coords, bytes]]:
+    def read_page(self, page_digest: bytes) -> Mapping[int, bytes]:
+        """The entries of one page, verified and cached: slot → child page digest, or
+        chunk digest in a leaf (level 0). Do not modify the mapping (it is shared)."""
+        return self._page(page_digest)
+
+    def slot_coords(self, base: Coords, slot: int, level: int) -> Coords:
+        """The first chunk coordinates below ``slot`` of a page at ``level`` whose own first
+        coordinates are ``base`` (at level 0: the chunk's coordinates)."""
         shift = level * self.bits
+        return tuple(b | (((slot >> (self.bits * d)) & self._mask) << shift)
+                     for d, b in enumerate(base))
+
+    def _items(self, node: bytes, level: int, base: Coords) -> Iterator[tuple[Coords, bytes]]:
         for slot, entry in sorted(self._page(node).items()):
-            coords = tuple(
-                b | (((slot >> (self.bits * d)) & self._mask) << shift)
-                for d, b in enumerate(base)
-            )
+            coords = self.slot_coords(base, slot, level)
             if level == 0:
                 yield coords, entry
             else:

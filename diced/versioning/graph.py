@@ -9,6 +9,10 @@ The claim of a node is:
   which makes branch names unique in a repo;
 * ``next/<parent>/<branch>`` for a child continuing its parent's branch, which makes every
   branch a single chain (its leaf is found by following these claims).
+
+A node copied from another store whose claim slot here is taken by another node (the
+histories diverged) is attached by a *graft* instead, ``grafts/<uuid>``: it is part of the
+DAG, reachable by UUID, but not on the chain of its branch name here.
 """
 
 from __future__ import annotations
@@ -58,8 +62,10 @@ class DagNode:
 class VersionGraph:
     """Lookups and updates of one repo's version DAG.
 
-    Records of nodes known to be attached are cached: attachment is permanent, and the
-    only later change to a record (locking) is re-read by :meth:`node` on request.
+    Records of nodes known to be attached are cached: a node leaves the DAG only when
+    ``delete_branch`` or ``delete_version`` removes it, which a graph made earlier notices
+    only when it is made again; the only later change to a record (locking) is re-read by
+    :meth:`node` on request.
     """
 
     def __init__(self, backend: ObjectStore, repo: str) -> None:
@@ -79,11 +85,22 @@ class VersionGraph:
             return keys.branch_claim(self.repo, record.branch)
         return keys.next_claim(self.repo, parent.uuid, record.branch)
 
+    def claim_key(self, record: NodeRecord, parent: NodeRecord | None) -> str:
+        """The key of the claim that attaches ``record`` (``parent``: its first parent's)."""
+        return self._claim_key(record, parent)
+
+    def is_attached(self, record: NodeRecord, parent: NodeRecord | None) -> bool:
+        """Whether ``record`` is part of the DAG: its claim (or a graft) names it."""
+        return self._is_attached(record, parent)
+
     def _is_attached(self, record: NodeRecord, parent: NodeRecord | None) -> bool:
         if record.uuid in self._attached:
             return True
         claim = self.backend.get(self._claim_key(record, parent))
-        if claim is not None and claim == record.uuid.encode():
+        # A graft attaches a node copied from another store whose claim there names it
+        # but here names another node (histories that diverged; see diced.lifecycle.sync).
+        if (claim is not None and claim == record.uuid.encode()) or (
+                self.backend.get(keys.graft(self.repo, record.uuid)) == record.uuid.encode()):
             self._attached.add(record.uuid)
             return True
         return False

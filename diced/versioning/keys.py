@@ -11,31 +11,50 @@ from urllib.parse import quote, unquote
 from diced.errors import StorageError
 
 __all__ = [
+    "GC_LEASE",
     "STORE_HEADER",
+    "TRASH_PREFIX",
     "array_entries_prefix",
     "array_entry",
     "blob",
+    "blobs_prefix",
     "branch_claim",
+    "branch_claims_prefix",
     "branch_head",
+    "branch_heads_prefix",
     "chunk_pointer",
+    "chunk_pointer_array",
     "chunk_pointer_coords",
     "chunk_pointers_prefix",
     "chunk_pointers_slab_prefix",
+    "content_digest",
     "decode_name",
     "encode_name",
     "file_pointer",
     "file_pointers_prefix",
+    "graft",
+    "grafts_prefix",
     "is_immutable",
+    "kind_of",
     "manifest",
+    "manifests_prefix",
     "next_claim",
+    "next_claims_of",
+    "next_claims_prefix",
     "node_record",
     "node_records_prefix",
     "open_node_prefix",
     "page",
+    "pages_prefix",
     "repo_name",
     "repo_names_prefix",
     "repo_prefix",
     "repo_record",
+    "repos_prefix",
+    "tag_record",
+    "tags_prefix",
+    "trash",
+    "untrash",
 ]
 
 STORE_HEADER = "diced.json"
@@ -109,6 +128,16 @@ def next_claim(repo: str, parent: str, branch: str) -> str:
     return f"repos/{repo}/next/{parent}/{encode_name(branch)}"
 
 
+def tag_record(repo: str, name: str) -> str:
+    """Create-only record of tag ``name``: the locked node it names forever (see tags.py)."""
+    return f"repos/{repo}/tags/{encode_name(name)}"
+
+
+def tags_prefix(repo: str) -> str:
+    """Every tag record of ``repo`` lives below this prefix."""
+    return f"repos/{repo}/tags/"
+
+
 def open_node_prefix(repo: str, node: str) -> str:
     """Mutable state of an open node (array entries, chunk and file pointers)."""
     return f"repos/{repo}/open/{node}/"
@@ -150,6 +179,15 @@ def chunk_pointer_coords(key: str, prefix: str, ndim: int) -> tuple[int, ...]:
     )
 
 
+def chunk_pointer_array(key: str, repo: str, node: str) -> str | None:
+    """The array identity in the key of a chunk pointer of ``node``, or ``None``."""
+    prefix = f"repos/{repo}/open/{node}/chunks/"
+    if not key.startswith(prefix):
+        return None
+    array_id, slash, _ = key[len(prefix):].partition("/")
+    return array_id if slash else None
+
+
 def chunk_pointers_prefix(repo: str, node: str, array_id: str) -> str:
     return f"repos/{repo}/open/{node}/chunks/{array_id}/"
 
@@ -186,6 +224,15 @@ _IMMUTABLE = re.compile(r"^repos/[^/]+/(blobs/[0-9a-f]{2}/[0-9a-f]+|pages/[0-9a-
                         r"|manifests/[0-9a-f]+\.json)$")
 
 
+def content_digest(key: str) -> str | None:
+    """The hex digest a blob, page or manifest key names (``None`` for other keys)."""
+    match = _IMMUTABLE.match(key)
+    if match is None:
+        return None
+    _kind, _, rest = match.group(1).partition("/")
+    return rest.removesuffix(".json").replace("/", "")
+
+
 def is_immutable(key: str) -> bool:
     """Whether ``key`` names a blob, an index page or a manifest.
 
@@ -194,3 +241,84 @@ def is_immutable(key: str) -> bool:
     :class:`diced.backends.CachedObjectStore`).
     """
     return _IMMUTABLE.match(key) is not None
+
+
+# -- storage lifecycle: prefixes of the roots, grafts, the collector's trash and lease ------
+
+
+def branch_claims_prefix(repo: str) -> str:
+    return f"repos/{repo}/branches/"
+
+
+def next_claims_prefix(repo: str) -> str:
+    return f"repos/{repo}/next/"
+
+
+def next_claims_of(repo: str, parent: str) -> str:
+    """Claims of the children of ``parent`` that continue a branch."""
+    return f"repos/{repo}/next/{parent}/"
+
+
+def branch_heads_prefix(repo: str) -> str:
+    return f"repos/{repo}/heads/"
+
+
+def graft(repo: str, node: str) -> str:
+    """Create-only attachment of a node whose claim names another node (see sync.py)."""
+    return f"repos/{repo}/grafts/{node}"
+
+
+def grafts_prefix(repo: str) -> str:
+    return f"repos/{repo}/grafts/"
+
+
+def blobs_prefix(repo: str) -> str:
+    return f"repos/{repo}/blobs/"
+
+
+def pages_prefix(repo: str) -> str:
+    return f"repos/{repo}/pages/"
+
+
+def manifests_prefix(repo: str) -> str:
+    return f"repos/{repo}/manifests/"
+
+
+def repos_prefix() -> str:
+    """Every object of every repo lives below this prefix."""
+    return "repos/"
+
+
+TRASH_PREFIX = "trash/"
+#: The garbage collector's lease: at most one collector deletes at a time.
+GC_LEASE = "gc/lease"
+
+
+def trash(key: str) -> str:
+    """Where the garbage collector keeps the immutable object ``key`` before deleting it."""
+    return TRASH_PREFIX + key
+
+
+def untrash(key: str) -> str:
+    """The key a trash key holds (the inverse of :func:`trash`)."""
+    return key[len(TRASH_PREFIX):]
+
+
+_KINDS = re.compile(
+    r"^repos/[0-9a-f]{32}/(?:(?P<immutable>blobs|pages|manifests)/.+"
+    r"|(?P<record>repo\.json)|(?P<nodes>nodes)/[0-9a-f]{32}\.json"
+    r"|(?P<open>open)/[0-9a-f]{32}/.+"
+    r"|(?P<root>branches|next|heads|grafts|tags)/.+)$")
+
+
+def kind_of(key: str) -> str | None:
+    """What a key below ``repos/`` names, for the garbage collector, or ``None``.
+
+    ``"immutable"`` (blob, page, manifest), ``"record"`` (repo.json), ``"nodes"`` (a node
+    record), ``"open"`` (an open node's entries and pointers) or ``"root"`` (claims, hints,
+    grafts, tags); ``None`` for a key diced does not write (the collector leaves it).
+    """
+    match = _KINDS.match(key)
+    if match is None:
+        return None
+    return next(kind for kind, value in match.groupdict().items() if value is not None)

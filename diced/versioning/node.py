@@ -46,6 +46,7 @@ from diced.versioning.records import (
     NodeRecord,
     corrupt,
 )
+from diced.versioning.trash import read_immutable
 
 __all__ = ["UNCONDITIONAL", "ZARR_OBJECT_PREFIX", "ArrayInfo", "ChunkState", "NodeView", "Prepare",
            "load_manifest", "not_open_error"]
@@ -389,7 +390,7 @@ class NodeView:
         the digest (disk corruption, a truncated copy): wrong data is never returned.
         """
         key = keys.blob(self.repo, blob_digest.hex())
-        data = self.backend.get(key)
+        data = read_immutable(self.backend, key)
         if data is None:
             raise StorageError(f"chunk data {blob_digest.hex()} is missing: the store is damaged")
         if digest(data) != blob_digest:
@@ -582,7 +583,7 @@ class NodeView:
 def load_manifest(backend: ObjectStore, repo: str, manifest_hex: str) -> Manifest:
     """Read the manifest of a locked node, verified against the digest that names it."""
     key = keys.manifest(repo, manifest_hex)
-    data = backend.get(key)
+    data = read_immutable(backend, key)
     if data is None:
         raise StorageError(
             f"manifest {manifest_hex} of repo {repo} is missing: the store is damaged"

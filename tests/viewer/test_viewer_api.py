@@ -11,6 +11,8 @@ from _viewer_data import CHANGED_CHUNKS, Served
 from diced_viewer._raw import MAX_RAW_BYTES
 from PIL import Image
 
+from diced.versioning import keys
+
 
 @pytest.fixture(scope="module")
 def http(served: Served) -> httpx.Client:
@@ -44,6 +46,17 @@ def test_node_info_lists_arrays_files_readme_and_log(http: httpx.Client, served:
     assert arrays["img"]["shape"] == [20, 30, 40] and arrays["img"]["chunks"] == [8, 8, 8]
     assert arrays["seg"]["islabel3D"] and arrays["seg"]["dtype"] == "uint64"
     assert arrays["img"]["stored_chunks"] == 3 * 4 * 5
+    # Stored bytes are the compressed blobs (and index page) on disk, not chunks × size.
+    repo = served.store.open_repo(uuid=served.v2)
+    r = repo.repo_uuid
+    sizes = {i.key: i.size for i in served.store.backend.list_info(keys.repo_prefix(r))}
+    blobs = {keys.blob(r, d) for d in repo.get_array("img").chunk_digests().values()}
+    blob_bytes = sum(sizes[k] for k in blobs)
+    page_bytes = arrays["img"]["stored_bytes"] - blob_bytes
+    assert page_bytes in {size for key, size in sizes.items() if "/pages/" in key}
+    changed = {keys.blob(r, repo.get_array("img").chunk_digests()[c]) for c in CHANGED_CHUNKS}
+    assert arrays["img"]["unique_bytes"] == sum(sizes[k] for k in changed) + page_bytes
+    assert arrays["img"]["stored_bytes"] < 20 * 30 * 40
     assert node["files"] == ["README.md", "notes/a b.txt"]
     assert "<h1>EM volume</h1>" in node["readme_html"]
     assert "<script>" not in node["readme_html"]  # raw HTML in a README is escaped

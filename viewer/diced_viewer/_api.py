@@ -21,7 +21,8 @@ from starlette.routing import Route
 from diced import __version__
 from diced.array import DicedArray
 from diced.errors import NotFoundError
-from diced.repo import NodeInfo
+from diced.lifecycle import VersionUsage
+from diced.repo import DicedRepo, NodeInfo
 from diced.store import DicedStore
 from diced_viewer._errors import ApiError, WritesDisabled
 from diced_viewer._limits import hold, leased, read_body
@@ -62,17 +63,25 @@ def _repo_summary(store: DicedStore, name: str) -> dict[str, Any]:
             "node_count": len(nodes), "master_leaf": repo.uuid}
 
 
-def _array_json(array: DicedArray) -> dict[str, Any]:
+def _array_json(array: DicedArray, usage: VersionUsage) -> dict[str, Any]:
     extents = array.get_extents()
-    stored = array.chunk_digests()
-    chunk_bytes = int(np.prod(array.chunks)) * array.dtype.itemsize
+    stored = usage.array(array.name)
     return {
         "name": array.name, "dtype": str(array.dtype), "shape": list(array.shape),
         "chunks": list(array.chunks), "ndim": array.ndim, "islabel3D": array.islabel3D,
         "unbounded": array.unbounded, "extents": [[s.start, s.stop] for s in extents],
-        "bounds": [list(b) for b in bounds(array)], "stored_chunks": len(stored),
-        "stored_bytes": len(stored) * chunk_bytes, "locked": array.locked,
+        "bounds": [list(b) for b in bounds(array)],
+        "stored_chunks": 0 if stored is None else stored.chunks,
+        "stored_bytes": 0 if stored is None else stored.stored.bytes,
+        "unique_bytes": 0 if stored is None else stored.unique.bytes,
+        "locked": array.locked,
     }
+
+
+def _arrays_json(repo: DicedRepo) -> list[dict[str, Any]]:
+    """Every array of the repo's current version, with its stored (compressed) bytes."""
+    usage = repo.storage_report(repo.uuid).versions[0]
+    return [_array_json(repo.get_array(name), usage) for name, _ in repo.list_instances()]
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -124,7 +133,7 @@ def node_info(request: Request) -> Response:
     node = next(n for n in repo.list_nodes() if n.uuid == repo.uuid)
     return JSONResponse({
         **_node_json(node), "repo": repo.name, "repo_uuid": repo.repo_uuid,
-        "arrays": [_array_json(repo.get_array(name)) for name, _ in repo.list_instances()],
+        "arrays": _arrays_json(repo),
         "files": files, "readme_html": readme,
         "log": [{"uuid": u, "message": m} for u, m in repo.get_commit_log()],
         "note": record.note, "writable": writes_allowed(request) and not node.locked,
@@ -133,7 +142,7 @@ def node_info(request: Request) -> Response:
 
 def node_arrays(request: Request) -> Response:
     repo = repo_at(request, request.path_params["uuid"])
-    return JSONResponse([_array_json(repo.get_array(n)) for n, _ in repo.list_instances()])
+    return JSONResponse(_arrays_json(repo))
 
 
 async def lock_node(request: Request) -> Response:

@@ -141,7 +141,8 @@ def instance_info(request: Request) -> Response:
             "KVStore": "diced", "LogStore": "no mutation log set", "Tags": {}},
             "Extended": {}})
     array = array_of(repo, name)
-    return JSONResponse({**array_json(array), **dvid_info(repo, array)})
+    usage = repo.storage_report(repo.uuid).versions[0]
+    return JSONResponse({**array_json(array, usage), **dvid_info(repo, array)})
 
 
 # -- server ----------------------------------------------------------------------------------

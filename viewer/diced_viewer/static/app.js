@@ -99,7 +99,7 @@ function versionPanel(repoName, node, otherUuids = []) {
                              : a.shape.join(" × ")),
     el("td", {}, a.chunks.join(" × ")),
     el("td", {}, a.islabel3D ? el("span", { class: "badge label" }, "labels") : ""),
-    el("td", { class: "num" }, `${a.stored_chunks} chunks (${fmtBytes(a.stored_bytes)} uncompressed)`)));
+    el("td", { class: "num" }, `${a.stored_chunks} chunks, ${fmtBytes(a.stored_bytes)} stored (${fmtBytes(a.unique_bytes)} new in this version)`)));
   const files = node.files.map((f) => el("li", {},
     el("a", { href: `/api/node/${node.uuid}/.files/key/${enc(f)}`, download: f }, f)));
   const log = node.log.map((entry) => el("li", {},
