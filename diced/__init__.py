@@ -17,11 +17,14 @@ from diced.errors import (
     InvalidIndexError,
     InvalidInputError,
     LockedError,
+    MergeConflict,
+    MergeConflictError,
     NotFoundError,
     StorageError,
 )
 from diced.repo import DicedRepo, NodeInfo
 from diced.store import DicedStore
+from diced.versioning.diff import VersionDiff
 
 try:
     __version__ = version("diced")
@@ -40,8 +43,11 @@ __all__ = [
     "InvalidIndexError",
     "InvalidInputError",
     "LockedError",
+    "MergeConflict",
+    "MergeConflictError",
     "NodeInfo",
     "NotFoundError",
     "StorageError",
+    "VersionDiff",
     "__version__",
 ]

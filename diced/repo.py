@@ -18,6 +18,7 @@ from diced.chunk_access import metadata_of
 from diced.codecs import jpeg_codec
 from diced.context import StoreContext
 from diced.errors import InvalidInputError, LockedError
+from diced.repo_versions import RepoVersioning
 from diced.versioning.graph import VersionGraph
 from diced.versioning.node import NodeView
 from diced.versioning.records import NodeRecord, RepoRecord
@@ -77,11 +78,13 @@ def _zarr_metadata(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dt
     return meta
 
 
-class DicedRepo:
+class DicedRepo(RepoVersioning):
     """A repository of versioned arrays and files, at one *current* version node.
 
     Writes (arrays, files) go to the current node, which must be open. Obtain instances
-    from :meth:`DicedStore.create_repo` or :meth:`DicedStore.open_repo`.
+    from :meth:`DicedStore.create_repo` or :meth:`DicedStore.open_repo`. Tags, diffs,
+    merges, the full history and time travel come from
+    :class:`~diced.repo_versions.RepoVersioning` (see docs/versioning.md).
 
     Attributes
     ----------
@@ -153,7 +156,8 @@ class DicedRepo:
         return self.uuid
 
     def change_version(self, uuid: str) -> None:
-        """Make ``uuid`` (full UUID, unique prefix, ``uuid:branch`` or ``:branch``) current.
+        """Make ``uuid`` current: a full UUID, unique prefix, ``uuid:branch``, ``:branch``
+        or ``tag:NAME`` (docs/versioning.md has the grammar).
 
         Raises
         ------

@@ -152,13 +152,21 @@ class ChunkIndex:
             return
         yield from self._items(bytes.fromhex(root), height - 1, (0,) * self.ndim)
 
-    def _items(self, node: bytes, level: int, base: Coords) -> Iterator[tuple[Coords, bytes]]:
+    def read_page(self, page_digest: bytes) -> Mapping[int, bytes]:
+        """The entries of one page, verified and cached: slot → child page digest, or
+        chunk digest in a leaf (level 0). Do not modify the mapping (it is shared)."""
+        return self._page(page_digest)
+
+    def slot_coords(self, base: Coords, slot: int, level: int) -> Coords:
+        """The first chunk coordinates below ``slot`` of a page at ``level`` whose own first
+        coordinates are ``base`` (at level 0: the chunk's coordinates)."""
         shift = level * self.bits
+        return tuple(b | (((slot >> (self.bits * d)) & self._mask) << shift)
+                     for d, b in enumerate(base))
+
+    def _items(self, node: bytes, level: int, base: Coords) -> Iterator[tuple[Coords, bytes]]:
         for slot, entry in sorted(self._page(node).items()):
-            coords = tuple(
-                b | (((slot >> (self.bits * d)) & self._mask) << shift)
-                for d, b in enumerate(base)
-            )
+            coords = self.slot_coords(base, slot, level)
             if level == 0:
                 yield coords, entry
             else:

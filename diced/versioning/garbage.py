@@ -1,7 +1,7 @@
 """Finding unreferenced objects: the read-only half of a garbage collector.
 
-An object below ``repos/`` is *referenced* when a named repo reaches it: its records and
-claims, the manifests, index pages and blobs of its locked nodes, and the entries,
+An object below ``repos/`` is *referenced* when a named repo reaches it: its records,
+claims and tags, the manifests, index pages and blobs of its locked nodes, and the entries,
 pointers and pointed-to blobs of its open (or sealing) nodes. Everything else (blobs
 superseded at an open node, pointers of nodes since locked, pages of interrupted locks,
 records of nodes that lost a branch race, repos whose name was deleted) is garbage.
@@ -27,7 +27,7 @@ __all__ = ["find_unreferenced"]
 def _referenced(backend: ObjectStore, repo: str) -> set[str]:
     graph = VersionGraph(backend, repo)
     keep = {keys.repo_record(repo)}
-    for prefix in ("branches/", "next/", "heads/"):
+    for prefix in ("branches/", "next/", "heads/", "tags/"):
         keep.update(backend.list_prefix(f"{keys.repo_prefix(repo)}{prefix}"))
     cache = PageCache(max_pages=0)
     for uuid, node in graph.nodes().items():

@@ -35,6 +35,8 @@ __all__ = [
     "repo_names_prefix",
     "repo_prefix",
     "repo_record",
+    "tag_record",
+    "tags_prefix",
 ]
 
 STORE_HEADER = "diced.json"
@@ -106,6 +108,16 @@ def branch_head(repo: str, branch: str) -> str:
 def next_claim(repo: str, parent: str, branch: str) -> str:
     """Create-only claim naming the one child of ``parent`` that continues ``branch``."""
     return f"repos/{repo}/next/{parent}/{encode_name(branch)}"
+
+
+def tag_record(repo: str, name: str) -> str:
+    """Create-only record of tag ``name``: the locked node it names forever (see tags.py)."""
+    return f"repos/{repo}/tags/{encode_name(name)}"
+
+
+def tags_prefix(repo: str) -> str:
+    """Every tag record of ``repo`` lives below this prefix."""
+    return f"repos/{repo}/tags/"
 
 
 def open_node_prefix(repo: str, node: str) -> str:

@@ -17,6 +17,7 @@ from diced_viewer._errors import exception_handlers
 from diced_viewer._limits import BodyTimeout, ByteBudget, ServerLimits
 from diced_viewer._openapi import openapi_document
 from diced_viewer._security import AccessGuard, AccessPolicy
+from diced_viewer._versions import version_routes
 from diced_viewer._zarr_http import zarr_routes
 
 __all__ = ["create_app"]
@@ -50,6 +51,7 @@ def create_app(store: DicedStore, *, allow_writes: bool = False,
         _page("docs.html"),
         Route("/openapi.json", _openapi),
         *api_routes(),
+        *version_routes(),
         *zarr_routes(),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
