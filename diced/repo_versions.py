@@ -37,7 +37,7 @@ from diced.versioning.diff import (
     diff_contents,
     node_content,
 )
-from diced.versioning.graph import DEFAULT_BRANCH, VersionGraph
+from diced.versioning.graph import DEFAULT_BRANCH, VersionGraph, validate_branch_name
 from diced.versioning.merge import MergePlan, PendingChunk, plan_merge, write_merge
 from diced.versioning.node import NodeView
 from diced.versioning.records import NodeRecord, RepoRecord, TagRecord, require_locked
@@ -277,6 +277,8 @@ class RepoVersioning:
         if not (callable(on_conflict) or on_conflict in ("fail", "ours", "theirs")):
             raise InvalidInputError(f"on_conflict must be 'fail', 'ours', 'theirs' or a "
                                     f"function, not {on_conflict!r:.80}")
+        if name is not None:
+            validate_branch_name(name)  # before the (long) merge, not after it
         prefer: Literal["ours", "theirs"] | None = (
             on_conflict if on_conflict in ("ours", "theirs") else None)
         plan = self._merge_plan(versions, prefer)
