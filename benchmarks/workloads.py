@@ -40,6 +40,7 @@ from benchmarks.data import (
 )
 from benchmarks.plan import Task
 from benchmarks.systems import system
+from benchmarks.versioning import diff_build, diff_time, merge_time
 
 __all__ = ["RUNNERS", "Samples", "disk_bytes"]
 
@@ -353,4 +354,7 @@ RUNNERS: dict[str, Callable[[Task], Outcome]] = {
     "history": history_build,
     "history-reads": history_reads,
     "import": import_stack,
+    "diff-build": diff_build,
+    "diff": diff_time,
+    "merge": merge_time,
 }

@@ -10,7 +10,10 @@ decoded; this module checks arguments and connects them. See docs/versioning.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
@@ -44,12 +47,15 @@ from diced.versioning.records import NodeRecord, RepoRecord, TagRecord, require_
 from diced.versioning.tags import Tags
 from diced.voxels import ChunkCoder, ConflictFunction, MergedChunk, merge_chunk, voxel_change
 
-__all__ = ["OnConflict", "RepoVersioning"]
+__all__ = ["HELD_BYTES", "OnConflict", "RepoVersioning"]
 
 Coords = tuple[int, ...]
 #: What a merge does with conflicts: fail, first version wins, last wins, or a function
 #: ``(array, chunk coordinates, base, ours, theirs) -> block``.
 OnConflict = Literal["fail", "ours", "theirs"] | ConflictFunction
+#: Bytes of merged chunks a failing-on-conflict merge holds in memory before the check;
+#: chunks beyond are merged again once the check passed.
+HELD_BYTES = 256 * 2**20
 _ADVICE = ("Pass on_conflict='ours' (the first version listed wins), 'theirs' (the last "
            "wins) or a function resolving voxel conflicts, or make the versions agree on a "
            "branch and merge again")
@@ -200,28 +206,43 @@ class RepoVersioning:
         return plan_merge(self._indexes(), base, node_content(self._open(base)), records,
                           contents, prefer)
 
-    def _merge_chunks(self, plan: MergePlan, on_conflict: str | ConflictFunction, store: bool,
-                      progress: bool | None) -> list[tuple[PendingChunk, MergedChunk]]:
-        """Merge every pending chunk of ``plan`` (``store=False``: find conflicts only)."""
-        # Imported here: diced.io is a package beside this module that imports DicedRepo.
-        from diced.io.progress import TransferProgress
+    def _merge_chunks(self, plan: MergePlan, on_conflict: str | ConflictFunction, *,
+                      encode: bool, store: bool, progress: bool | None,
+                      only: set[tuple[str, Coords]] | None = None
+                      ) -> list[tuple[PendingChunk, MergedChunk]]:
+        """Merge the pending chunks of ``plan`` (``only``: those) on the I/O pool.
 
+        ``encode=False`` finds conflicts only. ``store=True`` stores each new merged chunk
+        at once (the result then names its digest); otherwise new chunks come back as
+        bytes, up to :data:`HELD_BYTES` in all, and as "not kept" beyond that.
+        """
         view = self._open(plan.versions[0])
         coders = {name: ChunkCoder(array.zarr) for name, array in plan.arrays.items()
                   if array.pending}
-        pending = plan.pending
-        total = sum(int(coders[p.array].dtype.itemsize) * _cells(coders[p.array].unit)
-                    for p in pending)
-        label = "merging chunks" if store else "checking for conflicts"
-        with TransferProgress(label, total, show=progress) as bar:
-            def one(p: PendingChunk) -> tuple[PendingChunk, MergedChunk]:
-                coder = coders[p.array]
-                merged = merge_chunk(coder, p.array, p.coords, p.base, p.sides,
-                                     view.read_blob, on_conflict, store=store)
-                bar.advance(int(coder.dtype.itemsize) * _cells(coder.unit))
-                return p, merged
+        pending = [p for p in plan.pending if only is None or (p.array, p.coords) in only]
+        sizes = {name: int(c.dtype.itemsize) * _cells(c.unit) for name, c in coders.items()}
+        held = [0]
+        lock = threading.Lock()
 
-            return list(self._ctx.io_pool.map(one, pending))
+        def one(p: PendingChunk, advance: Callable[[int], None]) -> tuple[PendingChunk,
+                                                                          MergedChunk]:
+            merged = merge_chunk(coders[p.array], p.array, p.coords, p.base, p.sides,
+                                 view.read_blob, on_conflict, encode=encode)
+            data = merged.data
+            if data is not None:
+                if store:
+                    merged = MergedChunk(True, view.store_blob(data), conflict=merged.conflict)
+                else:
+                    with lock:
+                        held[0] += len(data)
+                        if held[0] > HELD_BYTES:
+                            merged = MergedChunk(False, conflict=merged.conflict)
+            advance(sizes[p.array])
+            return p, merged
+
+        label = "merging chunks" if encode else "checking for conflicts"
+        with _progress(label, sum(sizes[p.array] for p in pending), progress) as advance:
+            return list(self._ctx.io_pool.map(lambda p: one(p, advance), pending))
 
     def merge_conflicts(self, versions: Sequence[str]) -> list[MergeConflict]:
         """The conflicts :meth:`merge` of ``versions`` would report; writes nothing.
@@ -230,9 +251,8 @@ class RepoVersioning:
         decoded and compared).
         """
         plan = self._merge_plan(versions, None)
-        voxels = [m.conflict for _, m in self._merge_chunks(plan, "fail", False, False)
-                  if m.conflict is not None]
-        return [*plan.conflicts, *voxels]
+        results = self._merge_chunks(plan, "fail", encode=False, store=False, progress=False)
+        return [*plan.conflicts, *(m.conflict for _, m in results if m.conflict is not None)]
 
     def merge(self, versions: Sequence[str], message: str, *,
               on_conflict: OnConflict = "fail", name: str | None = None,
@@ -282,19 +302,31 @@ class RepoVersioning:
         prefer: Literal["ours", "theirs"] | None = (
             on_conflict if on_conflict in ("ours", "theirs") else None)
         plan = self._merge_plan(versions, prefer)
-        if on_conflict == "fail":
-            found = [m.conflict for _, m in self._merge_chunks(plan, "fail", False, progress)
-                     if m.conflict is not None]
-            if plan.conflicts or found:
-                raise MergeConflictError([*plan.conflicts, *found], _ADVICE)
-        elif plan.conflicts:
+        if plan.conflicts and on_conflict != "fail":
             raise MergeConflictError(plan.conflicts, "A conflict function resolves voxel "
                                      "conflicts only: pass on_conflict='ours' or 'theirs'")
+        # With "fail" nothing may be written before every chunk is known to merge cleanly:
+        # merged chunks are held (up to a bound) and stored after the check.
+        failing = on_conflict == "fail"
+        results = self._merge_chunks(plan, on_conflict, encode=True, store=not failing,
+                                     progress=progress)
+        found = [m.conflict for _, m in results if m.conflict is not None]
+        if plan.conflicts or found:
+            raise MergeConflictError([*plan.conflicts, *found], _ADVICE)
         view = self._open(plan.versions[0])
         resolved: dict[tuple[str, Coords], bytes | None] = {}
-        for p, merged in self._merge_chunks(plan, on_conflict, True, progress):
-            resolved[(p.array, p.coords)] = (merged.digest if merged.reuse
-                                             else view.store_blob(merged.data or b""))
+        dropped = set()
+        for p, merged in results:
+            if merged.reuse:
+                resolved[(p.array, p.coords)] = merged.digest
+            elif merged.data is not None:
+                resolved[(p.array, p.coords)] = view.store_blob(merged.data)
+            else:
+                dropped.add((p.array, p.coords))
+        if dropped:
+            for p, merged in self._merge_chunks(plan, on_conflict, encode=True, store=True,
+                                                progress=progress, only=dropped):
+                resolved[(p.array, p.coords)] = merged.digest
         record = write_merge(self._graph, self._open, plan, resolved, message, name,
                              _runner(self._ctx))
         return record.uuid
@@ -359,6 +391,20 @@ class RepoVersioning:
         if not isinstance(branch, str):
             raise InvalidInputError(f"a branch name is a string, not {branch!r:.80}")
         return history.version_at(self._graph, when, branch).uuid
+
+
+@contextmanager
+def _progress(label: str, total: int, show: bool | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar counting ``total`` bytes (see :class:`TransferProgress`), shown on a
+    terminal; yields its ``advance``."""
+    if not (sys.stdout.isatty() if show is None else show):
+        yield lambda nbytes: None
+        return
+    # Imported here: diced.io is a package beside this module that imports DicedRepo.
+    from diced.io.progress import TransferProgress
+
+    with TransferProgress(label, total, show=True) as bar:
+        yield bar.advance
 
 
 def _cells(shape: Iterable[int]) -> int:

@@ -162,7 +162,7 @@ def _resolved(fn: ConflictFunction, array: str, coords: Coords, base: Block, our
 
 def merge_chunk(coder: ChunkCoder, array: str, coords: Coords, base: bytes | None,
                 sides: Sequence[bytes | None], read: Callable[[bytes], bytes],
-                on_conflict: str | ConflictFunction, store: bool = True) -> MergedChunk:
+                on_conflict: str | ConflictFunction, encode: bool = True) -> MergedChunk:
     """Merge chunk ``coords`` of ``array`` from the digests of its ``sides`` (in order)
     against ``base``, voxel by voxel; ``read(digest)`` returns a blob's bytes.
 
@@ -174,7 +174,7 @@ def merge_chunk(coder: ChunkCoder, array: str, coords: Coords, base: bytes | Non
     :attr:`MergedChunk.conflict`. Voxels outside the array's shape never conflict.
 
     A merged chunk equal to one of the versions (or the base) reuses its blob. With
-    ``store=False`` nothing new is encoded (a dry run that only finds conflicts).
+    ``encode=False`` nothing is encoded (a dry run that only finds conflicts).
     """
     cache: dict[bytes | None, Block] = {}
 
@@ -206,7 +206,7 @@ def merge_chunk(coder: ChunkCoder, array: str, coords: Coords, base: bytes | Non
     if clashes.any():
         conflict = MergeConflict("voxels", array, coords, int(clashes.sum()),
                                  _box(clashes, coder.origin(coords)))
-    if not store:
+    if not encode:
         return MergedChunk(False, conflict=conflict)
     for digest in (*sides, base):
         if not _differs(acc, values(digest)).any():
