@@ -33,7 +33,7 @@ from diced import AlreadyExistsError, DicedStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_crash_safety import _snapshot  # noqa: E402
+from test_crash_safety import _snapshot
 
 WORKERS = str(Path(__file__).parent / "_workers.py")
 SHAPE, CHUNKS = (64, 64, 64), (16, 16, 16)
@@ -118,7 +118,7 @@ def _trial(prepared: tuple[Path, str, str], where: Path, kill_after: int | None,
     source, left, right = prepared
     shutil.copytree(source, where)
     before = _snapshot(str(where))
-    lines, code = _merge(where, left, right, kill_after, kill_delay)
+    _, code = _merge(where, left, right, kill_after, kill_delay)
     merged = _check(where, before, left, right)
     with DicedStore(str(where)) as store:
         repo = store.open_repo("r")

@@ -519,9 +519,9 @@ class VersionGraphMachine(RuleBasedStateMachine):
     def tags_match_model(self) -> None:
         repo = self.fresh_repo()
         assert {t.name: t.uuid for t in repo.list_tags()} == self.tags
-        for name, uuid in self.tags.items():
+        for name, tagged in self.tags.items():
             repo.change_version(f"tag:{name}")
-            assert repo.uuid == uuid
+            assert repo.uuid == tagged
 
     @precondition(lambda self: self.repo is not None)
     @invariant()

@@ -234,7 +234,6 @@ def test_merge_of_a_sharded_array_goes_through_zarr(repo: DicedRepo) -> None:
 
 
 def test_merge_node_branch_rules(repo: DicedRepo) -> None:
-    base = repo.uuid
     left, right = _branches(repo, "left", "right")
     left = _locked(repo, left, lambda r: None)
     right = _locked(repo, right, lambda r: None)
@@ -251,7 +250,6 @@ def test_merge_node_branch_rules(repo: DicedRepo) -> None:
     assert not nodes[left].is_branch_leaf and nodes[right].is_branch_leaf
     repo.change_version(":left")
     assert repo.uuid == merged
-    del base
 
 
 # -- history ---------------------------------------------------------------------------------

@@ -97,7 +97,6 @@ def test_merge_takes_one_sided_chunks_by_pointer(tmp_path: Path) -> None:
         base = rng.integers(1, 200, (64, 64, 64), dtype=np.uint8)
         repo.create_array("a", np.uint8, shape=base.shape, chunks=(16, 16, 16))[...] = base
         repo.lock_node("base")
-        root = repo.uuid
         left = repo.create_branch("left", "left")
         right = repo.create_branch("right", "right")
         repo.change_version(left)

@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from diced.repo import DicedRepo
-from diced.versioning.diff import VersionDiff
+from diced import DicedRepo, VersionDiff
 from diced_viewer._api import MAX_DIFF_CHUNKS, json_body
 from diced_viewer._errors import ApiError, WritesDisabled, conflict_json
 from diced_viewer._repos import repo_at, store_of, writes_allowed
