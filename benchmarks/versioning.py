@@ -5,11 +5,12 @@ stored chunks is committed, then ``plan.diff_changed`` random chunks of it are r
 and committed again; the timed operation is the diff of those two versions, opened
 afresh: diced's ``repo.diff(a, b)`` (it walks both chunk trees, skipping equal subtrees)
 and Icechunk's ``repo.diff(from_snapshot_id=a, to_snapshot_id=b)``. Both stores are
-built once per size by :func:`diff_build` (untimed), writing the same encoded chunks
-through each system's zarr store. diced's is built in a ``memory://`` store, then its
-live objects are copied to the disk (the pointers its locks folded into trees are
-garbage and are left behind), because a million small files take minutes to write;
-what the diff reads is exactly what diced writes on a disk.
+built once per size by :func:`diff_build` (untimed), with the same chunk contents: diced
+through array writes, Icechunk through its zarr store (the same encoded bytes). diced's
+is built in a ``memory://`` store, then its live objects are copied to the disk (the
+pointers its locks folded into trees are garbage and are left behind), because a million
+small files take minutes to write; what the diff reads is exactly what diced writes on a
+disk.
 
 **merge.** Two branches of the prepared image each change ``plan.merge_changed`` chunks;
 half of those chunks are changed on both branches, in disjoint voxels (one branch the
@@ -105,37 +106,41 @@ def diff_build(task: Task) -> Outcome:
     if root.exists():
         shutil.rmtree(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    encoded = _encoded()
-    first = [(key, encoded[value]) for key, value in _chunk_keys(task.stored)]
-    second = [(key, encoded[255]) for key in _changed(task)]
     if task.system == "icechunk":
+        encoded = _encoded()
+        first = [(key, encoded[value]) for key, value in _chunk_keys(task.stored)]
+        second = [(key, encoded[255]) for key in _changed(task)]
         versions = _build_icechunk(root, first, second)
     else:
-        versions = _build_diced(root, first, second)
+        versions = _build_diced(root, task)
     (root / "versions.json").write_text(json.dumps(versions))
     return {}, {}
 
 
-def _build_diced(root: Path, first: list[tuple[str, Any]], second: list[tuple[str, Any]]
-                 ) -> list[str]:
-    import zarr
-
+def _build_diced(root: Path, task: Task) -> list[str]:
     from diced import DicedStore
     from diced.backends import LocalObjectStore
 
+    a, b, c = diff_block(task.stored)
+    values = (np.arange(a * b * c) % 250 + 1).astype(np.uint8).reshape(a, b, c)
+    for axis in range(3):
+        values = np.repeat(values, _CHUNK[axis], axis=axis)
+    start = [_ORIGIN * n for n in _CHUNK]
     memory = f"memory://bench-diff-{uuid.uuid4().hex}"
-    ids = []
     with DicedStore(memory) as store:
         repo = store.create_repo(REPO)
-        repo.create_array(_ARRAY, np.uint8, dims=3, chunks=_CHUNK)
-        meta = zarr.open_array(repo.zarr_store(), path=_ARRAY, mode="r").metadata
-        assert tuple(meta.shape) == (2**31 - 1,) * 3
-        for items, message in ((first, "stored chunks"), (second, "changed chunks")):
-            if ids:
-                repo.change_version(repo.create_branch(message))
-            _set_all(repo.zarr_store(), items)
-            repo.lock_node(message)
-            ids.append(repo.uuid)
+        array = repo.create_array(_ARRAY, np.uint8, dims=3, chunks=_CHUNK)
+        array[tuple(slice(s, s + n) for s, n in zip(start, values.shape, strict=True))] = values
+        repo.lock_node("stored chunks")
+        ids = [repo.uuid]
+        repo.change_version(repo.create_branch("changed chunks"))
+        array = repo.get_array(_ARRAY)
+        for key in _changed(task):
+            coords = [int(part) for part in key.split("/")[2:]]
+            array[tuple(slice(i * n, (i + 1) * n) for i, n in zip(coords, _CHUNK,
+                                                                   strict=True))] = 255
+        repo.lock_node("changed chunks")
+        ids.append(repo.uuid)
         disk = LocalObjectStore(str(root))
         for key in store.backend.list_prefix(""):
             if "/open/" not in key:  # both nodes are locked: their pointers are garbage

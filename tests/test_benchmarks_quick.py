@@ -33,6 +33,9 @@ GROUPS = {
     "history depth 1": VERSIONED,
     "history depth 5": VERSIONED,
     "import · TIFF stack of image 128³": {"diced·open", "zarr"},
+    "diff · sparse unbounded array, 1,000 stored chunks": {"diced·locked", "Icechunk"},
+    "diff · sparse unbounded array, 4,000 stored chunks": {"diced·locked", "Icechunk"},
+    "merge · two branches of image 128³": {"diced·locked"},
 }
 
 

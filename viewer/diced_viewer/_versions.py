@@ -112,7 +112,7 @@ async def dvid_merge(request: Request) -> Response:
     body = await json_body(request)
     parents = _versions(body.get("parents"), "'parents'")
     merge_type = body.get("mergeType")
-    if merge_type not in _DVID_MERGE_TYPES:
+    if not isinstance(merge_type, str) or merge_type not in _DVID_MERGE_TYPES:
         raise ApiError("'mergeType' must be 'conflict-free' (conflicts fail) or 'priority' "
                        "(the first parent listed wins each conflict)")
     note = body.get("note", "")
