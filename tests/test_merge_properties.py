@@ -241,3 +241,39 @@ def test_diff_of_arrays_and_files_created_deleted_replaced(repo: DicedRepo) -> N
     assert diff.voxels("gone")[(1,)].voxels == 4
     only = repo.diff(a, arrays=["new"])
     assert set(only.arrays) == {"new"}
+
+
+@SETTINGS
+@given(near=st.sets(st.tuples(st.integers(0, 9), st.integers(0, 9)), max_size=6),
+       far=st.sets(st.tuples(st.integers(0, 2**20), st.integers(0, 2**20)), max_size=6),
+       cleared=st.sets(st.tuples(st.integers(0, 9), st.integers(0, 9)), max_size=4))
+def test_diff_of_trees_of_different_heights(near: set[tuple[int, int]],
+                                            far: set[tuple[int, int]],
+                                            cleared: set[tuple[int, int]]) -> None:
+    """A child that writes far from the origin has a taller tree than its parent; the diff
+    still lists exactly the chunks whose digests differ (ground truth: chunk_digests)."""
+    store, repo = _fresh_repo()
+    with store:
+        array = repo.create_array("a", np.uint8, dims=2, chunks=(1, 1))
+        for i, j in near:
+            array[i, j] = 1 + (i + j) % 5
+        repo.lock_node("near the origin")
+        parent = repo.uuid
+        repo.change_version(repo.create_branch("far"))
+        array = repo.get_array("a")
+        for i, j in far:
+            array[i, j] = 7
+        for i, j in cleared:
+            array[i, j] = 0
+        repo.lock_node("far away")
+        child = repo.uuid
+        digests = {}
+        for version in (parent, child):
+            repo.change_version(version)
+            digests[version] = repo.get_array("a").chunk_digests()
+        expected = {c for c in digests[parent].keys() | digests[child].keys()
+                    if digests[parent].get(c) != digests[child].get(c)}
+        for a, b in ((parent, child), (child, parent)):
+            diff = repo.diff(a, b)
+            found = set(diff.arrays["a"].chunks) if "a" in diff.arrays else set()
+            assert found == expected

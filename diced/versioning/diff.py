@@ -15,8 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from diced.errors import InvalidInputError
-from diced.versioning.chunkindex import ChunkIndex
+from diced.versioning.chunkindex import ChunkIndex, Columns
+from diced.versioning.digest import DIGEST_SIZE
 from diced.versioning.node import ZARR_OBJECT_PREFIX, NodeView
 
 __all__ = ["ArrayContent", "ArrayDiff", "ChunkChanges", "NodeContent", "VersionDiff",
@@ -28,6 +31,7 @@ Coords = tuple[int, ...]
 ChunkChanges = dict[Coords, tuple[bytes | None, bytes | None]]
 Indexes = Callable[[int], ChunkIndex]
 _Ref = tuple[bytes, int]  # a page digest and the level it sits at
+_EMPTY: Columns = (np.zeros(0, "<u8"), np.zeros(0, f"V{DIGEST_SIZE}"))
 
 
 @dataclass(frozen=True)
@@ -76,38 +80,51 @@ def node_content(view: NodeView) -> NodeContent:
 # -- chunk trees --------------------------------------------------------------------------
 
 
-def _entries(index: ChunkIndex, ref: _Ref | None, level: int) -> Mapping[int, Any]:
-    """Slot → child of the page ``ref`` seen at ``level``.
+def _entries(index: ChunkIndex, ref: _Ref | None, level: int) -> tuple[Columns, int]:
+    """The page ``ref`` seen at ``level``: its columns and the level of its children.
 
     A tree shorter than the other is seen as if its root sat in slot 0 of pages above it
     (that is how :meth:`ChunkIndex.update` grows a tree), so trees of different heights
-    line up. Children are ``(digest, level)`` refs above level 0, chunk digests at it.
+    line up; such a virtual page's one child keeps its own level.
     """
     if ref is None:
-        return {}
+        return _EMPTY, level - 1
     digest, at = ref
     if at < level:
-        return {0: ref}
-    page = index.read_page(digest)
-    if level == 0:
-        return page
-    return {slot: (child, level - 1) for slot, child in page.items()}
+        return (np.zeros(1, "<u8"), np.frombuffer(digest, dtype=f"V{DIGEST_SIZE}")), at
+    return index.page_columns(digest), level - 1
+
+
+def _pairs(a: Columns, b: Columns) -> list[tuple[int, bytes | None, bytes | None]]:
+    """``(slot, digest in a, digest in b)`` for every slot whose entries differ (vectorised:
+    a page holds up to 512 entries, and only a few differ)."""
+    (sa, da), (sb, db) = a, b
+    if len(sa) == len(sb) and np.array_equal(sa, sb):
+        differ = np.flatnonzero(da != db)
+        return [(int(sa[i]), da[i].tobytes(), db[i].tobytes()) for i in differ]
+    _, ia, ib = np.intersect1d(sa, sb, assume_unique=True, return_indices=True)
+    changed = ia[da[ia] != db[ib]], ib[da[ia] != db[ib]]
+    out: list[tuple[int, bytes | None, bytes | None]] = [
+        (int(sa[i]), da[i].tobytes(), db[j].tobytes()) for i, j in zip(*changed, strict=True)]
+    only_a = np.setdiff1d(np.arange(len(sa)), ia, assume_unique=True)
+    only_b = np.setdiff1d(np.arange(len(sb)), ib, assume_unique=True)
+    out += [(int(sa[i]), da[i].tobytes(), None) for i in only_a]
+    out += [(int(sb[j]), None, db[j].tobytes()) for j in only_b]
+    return sorted(out, key=lambda entry: entry[0])
 
 
 def _walk(index: ChunkIndex, a: _Ref | None, b: _Ref | None, level: int, base: Coords,
           out: ChunkChanges) -> None:
     if a == b:
         return  # equal digests: equal subtrees, nothing below differs
-    pa, pb = _entries(index, a, level), _entries(index, b, level)
-    for slot in sorted(pa.keys() | pb.keys()):
-        ca, cb = pa.get(slot), pb.get(slot)
-        if ca == cb:
-            continue
+    (pa, below_a), (pb, below_b) = _entries(index, a, level), _entries(index, b, level)
+    for slot, ca, cb in _pairs(pa, pb):
         coords = index.slot_coords(base, slot, level)
         if level == 0:
             out[coords] = (ca, cb)
         else:
-            _walk(index, ca, cb, level - 1, coords, out)
+            _walk(index, None if ca is None else (ca, below_a),
+                  None if cb is None else (cb, below_b), level - 1, coords, out)
 
 
 def _tree_changes(index: ChunkIndex, a: ArrayContent | None, b: ArrayContent | None
