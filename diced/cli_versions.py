@@ -185,9 +185,14 @@ def add_version_commands(group: click.Group,
               on_conflict: str, branch_name: str | None, quiet: bool) -> None:
         """Merge two or more locked VERSIONS into a new open version; print its UUID."""
         with open_store(location) as store:
-            merged = store.open_repo(repo).merge(
-                list(versions), message, on_conflict=on_conflict,  # type: ignore[arg-type]
-                name=branch_name, progress=False if quiet else None)
+            try:
+                merged = store.open_repo(repo).merge(
+                    list(versions), message, on_conflict=on_conflict,  # type: ignore[arg-type]
+                    name=branch_name, progress=False if quiet else None)
+            except KeyboardInterrupt:
+                click.echo("interrupted: the merged versions are untouched; `diced dag` shows "
+                           "whether the merge version was created", err=True)
+                raise click.exceptions.Exit(130) from None
         click.echo(merged)
 
     @group.command()

@@ -264,12 +264,16 @@ class VersionGraph:
             self._refuse_claim(first, name, how)
         record_key = keys.node_record(self.repo, record.uuid)
         self.backend.put_if_absent(record_key, record.to_bytes())
-        try:
-            if fill is not None:
+        if fill is not None:
+            try:
                 fill(record)
+            except BaseException:
+                self._discard(record, filled=True)
+                raise
+        try:
             claimed = self.backend.put_if_absent(claim, record.uuid.encode())
         except BaseException:
-            self._discard(record, filled=fill is not None)
+            self.backend.delete(record_key)
             raise
         if not claimed:
             self._discard(record, filled=fill is not None)
