@@ -153,10 +153,10 @@ class RepoVersioning:
                 arrays = [arrays]
             selected = {str(name) for name in arrays}
         views = [self._open(self._node(a)), self._open(self._node(b))]
-        contents = [node_content(v) for v in views]
+        wanted = None if selected is None else selected.__contains__
+        contents = [node_content(v, wanted) for v in views]
         indexes = self._indexes()
-        result = diff_contents(indexes, contents[0], contents[1],
-                               None if selected is None else selected.__contains__)
+        result = diff_contents(indexes, contents[0], contents[1], wanted)
         return replace(result, voxel_loader=lambda name: self._voxel_changes(
             views[0], contents, indexes, name))
 

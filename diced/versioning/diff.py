@@ -63,18 +63,21 @@ class NodeContent:
     files: Mapping[str, bytes]
 
 
-def node_content(view: NodeView) -> NodeContent:
-    """The content of ``view``'s node now: its manifest, plus its pointers if it is open.
+def node_content(view: NodeView, arrays: Callable[[str], bool] | None = None) -> NodeContent:
+    """The content of ``view``'s node now: its manifest, plus its pointers if it is open
+    (``arrays(name)`` picks the arrays to include; default: all).
 
     Cost: nothing beyond the manifest for a locked node; an open node lists its array
-    entries, chunk pointers and file pointers.
+    entries, chunk pointers (of the arrays included) and file pointers.
     """
-    arrays = {}
+    found = {}
     for name, info in view.arrays().items():
+        if arrays is not None and not arrays(name):
+            continue
         root, height = (info.base.root, info.base.height) if info.base else (None, 1)
         overlay = {} if view.locked else view.pointers(info)
-        arrays[name] = ArrayContent(info.id, info.zarr, root, height, overlay)
-    return NodeContent(view.uuid, arrays, view.files(include_hidden=True))
+        found[name] = ArrayContent(info.id, info.zarr, root, height, overlay)
+    return NodeContent(view.uuid, found, view.files(include_hidden=True))
 
 
 # -- chunk trees --------------------------------------------------------------------------
