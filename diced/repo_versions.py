@@ -156,7 +156,8 @@ class RepoVersioning:
         wanted = None if selected is None else selected.__contains__
         contents = [node_content(v, wanted) for v in views]
         indexes = self._indexes()
-        result = diff_contents(indexes, contents[0], contents[1], wanted)
+        result = diff_contents(indexes, contents[0], contents[1], wanted,
+                               self._ctx.io_pool.map)
         return replace(result, voxel_loader=lambda name: self._voxel_changes(
             views[0], contents, indexes, name))
 
@@ -174,7 +175,7 @@ class RepoVersioning:
             coords, (da, db) = item
             return coords, voxel_change(coders[0], read(da), coders[1], read(db), coords)
 
-        changes = sorted(array_changes(indexes, old, new).items())
+        changes = sorted(array_changes(indexes, old, new, self._ctx.io_pool.map).items())
         return dict(self._ctx.io_pool.map(one, changes))
 
     # -- merge ------------------------------------------------------------------------------
@@ -204,7 +205,7 @@ class RepoVersioning:
         base = history.merge_base(self._graph, uuids)
         contents = [node_content(self._open(r)) for r in records]
         return plan_merge(self._indexes(), base, node_content(self._open(base)), records,
-                          contents, prefer)
+                          contents, prefer, self._ctx.io_pool.map)
 
     def _merge_chunks(self, plan: MergePlan, on_conflict: str | ConflictFunction, *,
                       encode: bool, store: bool, progress: bool | None,
@@ -328,7 +329,7 @@ class RepoVersioning:
                                                 progress=progress, only=dropped):
                 resolved[(p.array, p.coords)] = merged.digest
         record = write_merge(self._graph, self._open, plan, resolved, message, name,
-                             _runner(self._ctx))
+                             _runner(self._ctx), self._ctx.io_pool.map)
         return record.uuid
 
     # -- history ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ lookup. No chunk data is read here: voxel-level detail is computed above this la
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,14 +22,16 @@ from diced.versioning.chunkindex import ChunkIndex, Columns
 from diced.versioning.digest import DIGEST_SIZE
 from diced.versioning.node import ZARR_OBJECT_PREFIX, NodeView
 
-__all__ = ["ArrayContent", "ArrayDiff", "ChunkChanges", "NodeContent", "VersionDiff",
-           "VoxelChange", "array_changes", "diff_contents", "node_content"]
+__all__ = ["ArrayContent", "ArrayDiff", "ChunkChanges", "Fetch", "NodeContent",
+           "VersionDiff", "VoxelChange", "array_changes", "diff_contents", "node_content"]
 
 Coords = tuple[int, ...]
 #: Chunk coordinates → (digest in the first version, digest in the second); ``None``: the
 #: chunk holds only the fill value there. Only chunks whose digests differ are listed.
 ChunkChanges = dict[Coords, tuple[bytes | None, bytes | None]]
 Indexes = Callable[[int], ChunkIndex]
+#: Reads pages: ``fetch(read, digests)`` returns ``read(d)`` for each digest, in order.
+Fetch = Callable[[Callable[[bytes], Columns], list[bytes]], Iterable[Columns]]
 _Ref = tuple[bytes, int]  # a page digest and the level it sits at
 _EMPTY: Columns = (np.zeros(0, "<u8"), np.zeros(0, f"V{DIGEST_SIZE}"))
 
@@ -83,7 +85,8 @@ def node_content(view: NodeView, arrays: Callable[[str], bool] | None = None) ->
 # -- chunk trees --------------------------------------------------------------------------
 
 
-def _entries(index: ChunkIndex, ref: _Ref | None, level: int) -> tuple[Columns, int]:
+def _entries(pages: Mapping[bytes, Columns], ref: _Ref | None, level: int
+             ) -> tuple[Columns, int]:
     """The page ``ref`` seen at ``level``: its columns and the level of its children.
 
     A tree shorter than the other is seen as if its root sat in slot 0 of pages above it
@@ -95,7 +98,7 @@ def _entries(index: ChunkIndex, ref: _Ref | None, level: int) -> tuple[Columns, 
     digest, at = ref
     if at < level:
         return (np.zeros(1, "<u8"), np.frombuffer(digest, dtype=f"V{DIGEST_SIZE}")), at
-    return index.page_columns(digest), level - 1
+    return pages[digest], level - 1
 
 
 def _pairs(a: Columns, b: Columns) -> list[tuple[int, bytes | None, bytes | None]]:
@@ -116,45 +119,58 @@ def _pairs(a: Columns, b: Columns) -> list[tuple[int, bytes | None, bytes | None
     return sorted(out, key=lambda entry: entry[0])
 
 
-def _walk(index: ChunkIndex, a: _Ref | None, b: _Ref | None, level: int, base: Coords,
+def _walk(index: ChunkIndex, a: _Ref | None, b: _Ref | None, top: int, fetch: Fetch,
           out: ChunkChanges) -> None:
-    if a == b:
-        return  # equal digests: equal subtrees, nothing below differs
-    (pa, below_a), (pb, below_b) = _entries(index, a, level), _entries(index, b, level)
-    for slot, ca, cb in _pairs(pa, pb):
-        coords = index.slot_coords(base, slot, level)
-        if level == 0:
-            out[coords] = (ca, cb)
-        else:
-            _walk(index, None if ca is None else (ca, below_a),
-                  None if cb is None else (cb, below_b), level - 1, coords, out)
+    """Walk both trees level by level, reading each level's pages together (``fetch``
+    runs the reads concurrently: a remote store then costs a round trip per level, not
+    per page), and descending only into slots whose digests differ."""
+    frontier = [(a, b, (0,) * index.ndim)]
+    for level in range(top, -1, -1):
+        frontier = [f for f in frontier if f[0] != f[1]]  # equal digests: equal subtrees
+        wanted = sorted({ref[0] for f in frontier for ref in f[:2]
+                         if ref is not None and ref[1] == level})
+        pages = dict(zip(wanted, fetch(index.page_columns, wanted), strict=True))
+        following = []
+        for ra, rb, base in frontier:
+            (pa, below_a), (pb, below_b) = _entries(pages, ra, level), _entries(pages, rb, level)
+            for slot, ca, cb in _pairs(pa, pb):
+                coords = index.slot_coords(base, slot, level)
+                if level == 0:
+                    out[coords] = (ca, cb)
+                else:
+                    following.append((None if ca is None else (ca, below_a),
+                                      None if cb is None else (cb, below_b), coords))
+        frontier = following
 
 
-def _tree_changes(index: ChunkIndex, a: ArrayContent | None, b: ArrayContent | None
-                  ) -> ChunkChanges:
+def _tree_changes(index: ChunkIndex, a: ArrayContent | None, b: ArrayContent | None,
+                  fetch: Fetch) -> ChunkChanges:
     refs = [None if x is None or x.root is None else (bytes.fromhex(x.root), x.height - 1)
             for x in (a, b)]
     out: ChunkChanges = {}
     top = max((r[1] for r in refs if r is not None), default=-1)
     if top >= 0:
-        _walk(index, refs[0], refs[1], top, (0,) * index.ndim, out)
+        _walk(index, refs[0], refs[1], top, fetch, out)
     return out
 
 
-def array_changes(indexes: Indexes, a: ArrayContent | None, b: ArrayContent | None
-                  ) -> ChunkChanges:
+def array_changes(indexes: Indexes, a: ArrayContent | None, b: ArrayContent | None,
+                  fetch: Fetch = map) -> ChunkChanges:
     """The chunks whose content differs between ``a`` and ``b`` (either may be absent).
 
     Both trees are walked together, skipping equal subtrees; then each overlay pointer
     is compared with the other side at its coordinates (one tree lookup each).
+    ``fetch(read, digests)`` reads a level's pages (pass a thread pool's ``map`` to read
+    them concurrently).
     """
     if a is not None and b is not None and a.ndim != b.ndim:
-        return {**array_changes(indexes, a, None), **array_changes(indexes, None, b)}
+        return {**array_changes(indexes, a, None, fetch),
+                **array_changes(indexes, None, b, fetch)}
     present = a if a is not None else b
     if present is None:
         return {}
     index = indexes(present.ndim)
-    out = _tree_changes(index, a, b)
+    out = _tree_changes(index, a, b, fetch)
     overlays = set(a.overlay if a else ()) | set(b.overlay if b else ())
     for coords in overlays:
         if coords in out:
@@ -262,14 +278,16 @@ def _visible(files: Mapping[str, bytes]) -> dict[str, bytes]:
 
 
 def diff_contents(indexes: Indexes, a: NodeContent, b: NodeContent,
-                  arrays: Callable[[str], bool] | None = None) -> VersionDiff:
-    """The difference from ``a`` to ``b``; ``arrays(name)`` restricts the arrays compared."""
+                  arrays: Callable[[str], bool] | None = None, fetch: Fetch = map
+                  ) -> VersionDiff:
+    """The difference from ``a`` to ``b``; ``arrays(name)`` restricts the arrays compared
+    (``fetch``: see :func:`array_changes`)."""
     found = {}
     for name in sorted(a.arrays.keys() | b.arrays.keys()):
         if arrays is not None and not arrays(name):
             continue
         old, new = a.arrays.get(name), b.arrays.get(name)
-        changes = array_changes(indexes, old, new)
+        changes = array_changes(indexes, old, new, fetch)
         if old is None:
             status: Literal["created", "deleted", "replaced", "modified"] = "created"
         elif new is None:

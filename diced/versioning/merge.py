@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from diced.errors import MergeConflict
 from diced.versioning import keys
-from diced.versioning.diff import ArrayContent, Indexes, NodeContent, array_changes
+from diced.versioning.diff import ArrayContent, Fetch, Indexes, NodeContent, array_changes
 from diced.versioning.graph import VersionGraph
 from diced.versioning.node import ArrayInfo, NodeView
 from diced.versioning.records import ArrayEntry, NodeRecord
@@ -127,8 +127,9 @@ def _grid(zarr: Mapping[str, Any]) -> tuple[int, ...] | None:
 class _Planner:
     def __init__(self, indexes: Indexes, base: NodeRecord, base_content: NodeContent,
                  versions: Sequence[NodeRecord], contents: Sequence[NodeContent],
-                 prefer: Prefer) -> None:
+                 prefer: Prefer, fetch: Fetch) -> None:
         self.indexes = indexes
+        self.fetch = fetch
         self.base = base_content
         self.records = list(versions)
         self.contents = list(contents)
@@ -185,7 +186,8 @@ class _Planner:
 
     def chunks(self, merged: MergedArray, sides: list[ArrayContent]) -> MergedArray:
         """Fold the chunk changes of ``sides`` over ``merged.lineage``."""
-        deltas = [array_changes(self.indexes, merged.lineage, side) for side in sides]
+        deltas = [array_changes(self.indexes, merged.lineage, side, self.fetch)
+                  for side in sides]
         grid = _grid(merged.zarr)
         for coords in sorted(set().union(*deltas)):
             base = next(d[coords][0] for d in deltas if coords in d)
@@ -218,13 +220,14 @@ class _Planner:
 
 def plan_merge(indexes: Indexes, base: NodeRecord, base_content: NodeContent,
                versions: Sequence[NodeRecord], contents: Sequence[NodeContent],
-               prefer: Prefer) -> MergePlan:
+               prefer: Prefer, fetch: Fetch = map) -> MergePlan:
     """Plan the merge of ``versions`` (with their ``contents``) against ``base``.
 
-    Reads only index pages along changed paths (no chunk data). ``prefer`` resolves
-    array and file conflicts (``None``: they are listed in :attr:`MergePlan.conflicts`).
+    Reads only index pages along changed paths (no chunk data; ``fetch``: see
+    :func:`~diced.versioning.diff.array_changes`). ``prefer`` resolves array and file
+    conflicts (``None``: they are listed in :attr:`MergePlan.conflicts`).
     """
-    planner = _Planner(indexes, base, base_content, versions, contents, prefer)
+    planner = _Planner(indexes, base, base_content, versions, contents, prefer, fetch)
     arrays = {}
     names = set(base_content.arrays).union(*(c.arrays for c in contents))
     for name in sorted(names):
@@ -241,14 +244,14 @@ def plan_merge(indexes: Indexes, base: NodeRecord, base_content: NodeContent,
 
 def write_merge(graph: VersionGraph, view_of: Callable[[NodeRecord], NodeView],
                 plan: MergePlan, resolved: Resolved, note: str, branch: str | None,
-                run: Runner) -> NodeRecord:
+                run: Runner, fetch: Fetch = map) -> NodeRecord:
     """Create the merge node of ``plan`` (``resolved``: final digests of pending chunks).
 
     ``view_of(record)`` opens a node view; ``run(work, items)`` runs ``work`` on every
-    item (on a thread pool). Writes, relative to the first version: an array entry per
-    array created, deleted, replaced or with new metadata; a chunk pointer per chunk
-    whose content differs; a file pointer per file that differs. Every pointer names a
-    blob that exists already.
+    item (on a thread pool); ``fetch`` reads index pages (see ``array_changes``).
+    Writes, relative to the first version: an array entry per array created, deleted,
+    replaced or with new metadata; a chunk pointer per chunk whose content differs; a
+    file pointer per file that differs. Every pointer names a blob that exists already.
     """
     first = plan.contents[0]
 
@@ -269,7 +272,7 @@ def write_merge(graph: VersionGraph, view_of: Callable[[NodeRecord], NodeView],
                                       ArrayEntry(merged.id, dict(merged.zarr)).to_bytes())
             info = ArrayInfo(name, merged.id, merged.zarr, None)
             changes = array_changes(view.index, old if same else None,
-                                    merged.content(resolved))
+                                    merged.content(resolved), fetch)
             pointers.extend((info, c, d or b"") for c, (_, d) in sorted(changes.items()))
         run(lambda p: view.publish_pointer(*p), pointers)
         for name in sorted(plan.files.keys() | first.files.keys()):
