@@ -56,7 +56,7 @@ FULL = Plan(size=512, chunk=64, aligned_reads=1000, unaligned_reads=1000, unalig
 #: A smoke test of the harness (numbers are meaningless): tiny sizes, one repetition.
 QUICK = Plan(size=128, chunk=64, aligned_reads=20, unaligned_reads=20, unaligned_edge=100,
              rmw_writes=20, rmw_edge=10, depths=(1, 5), depth_reads=10, reps=1,
-             diff_sizes=(1000, 4000), diff_changed=50, merge_changed=6)
+             diff_sizes=(1000, 4000), diff_changed=50, merge_changed=4)
 
 
 @dataclass(frozen=True)
