@@ -35,6 +35,9 @@ GROUPS = {
     "import · TIFF stack of image 128³": {"diced·open", "zarr"},
     "gc · 400 chunks": {"diced·locked"},
     "copy · image 128³": {"diced·locked"},
+    "diff · sparse unbounded array, 1,000 stored chunks": {"diced·locked", "Icechunk"},
+    "diff · sparse unbounded array, 4,000 stored chunks": {"diced·locked", "Icechunk"},
+    "merge · two branches of image 128³": {"diced·locked"},
 }
 
 
