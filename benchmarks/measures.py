@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from benchmarks.data import ARRAYS
 from benchmarks.plan import Plan
 
-__all__ = ["ALL_SYSTEMS", "IMPORTING", "LIFECYCLE", "PYRAMIDS", "WORKLOADS", "Measure",
-           "catalogue"]
+__all__ = ["ALL_SYSTEMS", "DIFFING", "IMPORTING", "LIFECYCLE", "MERGING", "PYRAMIDS",
+           "WORKLOADS", "Measure", "catalogue"]
 
 ALL_SYSTEMS = ("diced-open", "diced-locked", "zarr", "tensorstore", "icechunk")
 _COMMITTING = ("diced-locked", "icechunk")
 _BRANCHING = ("diced-open", "diced-locked", "icechunk")
+#: Systems with a diff of two versions (diced's of locked versions) and with a merge.
+DIFFING = ("diced-locked", "icechunk")
+MERGING = ("diced-locked",)
 #: Systems with a TIFF-stack importer (diced's own; zarr fed slab by slab by tifffile).
 IMPORTING = ("diced-open", "zarr")
 #: Systems that keep pyramids per version (diced's own, updated in an open node).
@@ -24,7 +27,7 @@ PYRAMIDS = ("diced-open",)
 
 #: Workloads selectable with ``--workloads``, in the order they run.
 WORKLOADS = ("bulk-write", "bulk-read", "random-reads", "rmw", "branch-bytes", "history",
-             "import", "pyramid", "lifecycle")
+             "import", "pyramid", "lifecycle", "diff", "merge")
 #: The storage lifecycle (garbage collection, copies) is diced's alone.
 LIFECYCLE = ("diced-locked",)
 
@@ -148,5 +151,18 @@ def catalogue(plan: Plan) -> list[Measure]:
                 LIFECYCLE),
         Measure("copy.fsspec.incremental", "lifecycle", group,
                 "the same by the s3 sync-style copy", "KB", False, LIFECYCLE),
+    ]
+    for stored in plan.diff_sizes:
+        group = (f"diff · sparse unbounded array, {stored:,} stored chunks, "
+                 f"{plan.diff_changed:,} changed")
+        out.append(Measure(f"diff.{stored}.time", "diff", group,
+                           "diff of the two versions", "ms", False, DIFFING))
+    group = (f"merge · two branches of image {n}³, {plan.merge_changed} changed chunks each, "
+             f"{plan.merge_changed // 2} on both (disjoint voxels)")
+    out += [
+        Measure("merge.time", "merge", group, "merge into a new version", "ms", False,
+                MERGING),
+        Measure("merge.bytes", "merge", group, "bytes added to the store", "KB", False,
+                MERGING),
     ]
     return out

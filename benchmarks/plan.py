@@ -34,6 +34,9 @@ class Plan:
     pyramid_edits: int
     reps: int
     gc_chunks: int = 40_000
+    diff_sizes: tuple[int, ...] = ()
+    diff_changed: int = 0
+    merge_changed: int = 0
     seed: int = 2024
 
     def with_reps(self, reps: int | None) -> Plan:
@@ -45,19 +48,23 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
-        return cls(**{**data, "depths": tuple(data["depths"])})
+        return cls(**{**data, "depths": tuple(data["depths"]),
+                      "diff_sizes": tuple(data["diff_sizes"])})
 
 
 #: The issue's plan: 512³ volumes, 1000 random reads of each kind, history depth 1000, a
-#: pyramid over 1024³ updated after a 10-chunk edit.
+#: pyramid over 1024³ updated after a 10-chunk edit, diffs of arrays with 10⁴-10⁶ stored
+#: chunks differing in 1000, a merge of 2 × 100 chunks.
 FULL = Plan(size=512, chunk=64, aligned_reads=1000, unaligned_reads=1000, unaligned_edge=100,
             rmw_writes=200, rmw_edge=10, depths=(1, 100, 1000), depth_reads=200,
-            pyramid_size=1024, pyramid_edits=10, reps=5)
+            pyramid_size=1024, pyramid_edits=10, reps=5,
+            diff_sizes=(10_000, 100_000, 1_000_000), diff_changed=1000, merge_changed=100)
 
 #: A smoke test of the harness (numbers are meaningless): tiny sizes, one repetition.
 QUICK = Plan(size=128, chunk=64, aligned_reads=20, unaligned_reads=20, unaligned_edge=100,
              rmw_writes=20, rmw_edge=10, depths=(1, 5), depth_reads=10, pyramid_size=256,
-             pyramid_edits=10, reps=1, gc_chunks=400)
+             pyramid_edits=10, reps=1, gc_chunks=400, diff_sizes=(1000, 4000),
+             diff_changed=50, merge_changed=4)
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,8 @@ class Layout:
     ``data/`` holds the generated volumes as ``.npy`` (and, for the import workload, as a
     TIFF stack in ``data/<array>-tiff/``); ``prepared/<system>/<array>`` the
     store each system wrote in its last bulk-write repetition, which the read, write and
-    history workloads start from; ``scratch/`` per-task copies, removed after each task.
+    history workloads start from; ``diff/<system>/<chunks>`` the two versions a diff
+    compares; ``scratch/`` per-task copies, removed after each task.
     """
 
     root: Path
@@ -84,6 +92,9 @@ class Layout:
     def history(self, system: str) -> Path:
         return self.root / "history" / system
 
+    def diff(self, system: str, stored: int) -> Path:
+        return self.root / "diff" / system / str(stored)
+
     def scratch(self, system: str, workload: str, rep: int) -> Path:
         return self.root / "scratch" / f"{system}-{workload}-{rep}"
 
@@ -94,7 +105,7 @@ class Task:
 
     ``array`` names the volume for the bulk workloads; ``keep`` makes a bulk write leave
     its store in ``layout.prepared(...)`` for the workloads that follow; ``depth`` is the
-    history depth a history read measures.
+    history depth a history read measures; ``stored`` the stored chunks of a diff's array.
     """
 
     workload: str
@@ -105,6 +116,7 @@ class Task:
     array: str = "image"
     keep: bool = False
     depth: int = 0
+    stored: int = 0
 
     @property
     def layout(self) -> Layout:

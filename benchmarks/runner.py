@@ -24,8 +24,10 @@ from typing import Any
 from benchmarks.data import ARRAYS, ensure_volumes
 from benchmarks.measures import (
     ALL_SYSTEMS,
+    DIFFING,
     IMPORTING,
     LIFECYCLE,
+    MERGING,
     PYRAMIDS,
     WORKLOADS,
     Measure,
@@ -81,7 +83,7 @@ class _State:
 
 def _run_worker(task: Task, scratch: Path, timeout: float) -> tuple[dict[str, Any] | None, str]:
     """Run ``task`` in a fresh interpreter; return its result, or None and the reason."""
-    name = f"{task.workload}-{task.system}-{task.array}-{task.depth}-{task.rep}"
+    name = f"{task.workload}-{task.system}-{task.array}-{task.depth}-{task.stored}-{task.rep}"
     task_file, result_file = scratch / f"{name}.task.json", scratch / f"{name}.result.json"
     task_file.write_text(json.dumps(task.to_json()))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -132,6 +134,17 @@ def _tasks(plan: Plan, workdir: Path, workloads: Iterable[str], prepare: list[st
     if "lifecycle" in selected:
         # One repetition: building a store of 10⁵ objects dominates the task's time.
         add("lifecycle", [s for s in active if s in LIFECYCLE], 1)
+    if "diff" in selected:
+        diffing = [s for s in active if s in DIFFING]
+        for stored in plan.diff_sizes:
+            schedule.extend((Task("diff-build", key, 0, plan, workdir, stored=stored), False)
+                            for key in diffing)
+        for rep in range(plan.reps):
+            for stored in plan.diff_sizes:
+                schedule.extend((Task("diff", key, rep, plan, workdir, stored=stored), True)
+                                for key in diffing)
+    if "merge" in selected:
+        add("merge", [s for s in active if s in MERGING], plan.reps)
     if "history" in selected:
         add("history", builders, 1)
         for rep in range(plan.reps):
@@ -141,10 +154,21 @@ def _tasks(plan: Plan, workdir: Path, workloads: Iterable[str], prepare: list[st
     return schedule
 
 
+def _output(task: Task) -> tuple[str, str] | None:
+    """What later tasks read from ``task``: (system, array, history or diff build)."""
+    if task.workload == "history":
+        return task.system, "history"
+    if task.workload == "diff-build":
+        return task.system, f"diff-{task.stored}"
+    return (task.system, task.array) if task.keep else None
+
+
 def _depends_on(task: Task) -> list[tuple[str, str]]:
-    """The (system, array) prepared stores or history builds a task reads."""
-    if task.workload in ("bulk-write", "import", "pyramid", "lifecycle"):
+    """The (system, array) prepared stores, history or diff builds a task reads."""
+    if task.workload in ("bulk-write", "import", "pyramid", "lifecycle", "diff-build"):
         return []
+    if task.workload == "diff":
+        return [(task.system, f"diff-{task.stored}")]
     if task.workload == "history-reads":
         builder = "icechunk" if task.system == "icechunk" else "diced-locked"
         return [(builder, "history")]
@@ -200,9 +224,9 @@ def run(plan: Plan, systems: list[str], workloads: list[str], workdir: Path | No
             result, reason = _run_worker(task, scratch, timeout)
             state.tasks += 1
             if result is None:
-                if task.keep or task.workload == "history":
-                    broken.add((task.system, "history" if task.workload == "history"
-                                else task.array))
+                output = _output(task)
+                if output is not None:
+                    broken.add(output)
                 _fail(state, task, reason)
                 say(f"{label}: FAILED: {reason}")
                 continue
@@ -223,13 +247,15 @@ def run(plan: Plan, systems: list[str], workloads: list[str], workdir: Path | No
 def _describe(task: Task) -> str:
     """``bulk-write diced-open image rep 1``: a task as the progress lines name it."""
     detail = (f" {task.array}" if task.workload.startswith("bulk")
-              else f" depth {task.depth}" if task.workload == "history-reads" else "")
+              else f" depth {task.depth}" if task.workload == "history-reads"
+              else f" {task.stored} chunks" if task.workload.startswith("diff") else "")
     return f"{task.workload} {task.system}{detail} rep {task.rep + 1}"
 
 
 def _fail(state: _State, task: Task, reason: str) -> None:
     state.errors.append(f"{_describe(task)}: {reason}")
-    workload = "history" if task.workload == "history-reads" else task.workload
+    workload = {"history-reads": "history", "diff-build": "diff"}.get(task.workload,
+                                                                    task.workload)
     state.failed.setdefault((workload, task.system), reason)
     if task.keep:  # every workload reading this system's prepared store is lost too
         for other in WORKLOADS:

@@ -43,6 +43,7 @@ from benchmarks.data import (
 from benchmarks.lifecycle import lifecycle
 from benchmarks.plan import Task
 from benchmarks.systems import system
+from benchmarks.versioning import diff_build, diff_time, merge_time
 
 __all__ = ["RUNNERS", "Samples", "disk_bytes"]
 
@@ -406,4 +407,7 @@ RUNNERS: dict[str, Callable[[Task], Outcome]] = {
     "import": import_stack,
     "pyramid": pyramid_update,
     "lifecycle": lifecycle,
+    "diff-build": diff_build,
+    "diff": diff_time,
+    "merge": merge_time,
 }

@@ -17,12 +17,15 @@ from diced.errors import (
     InvalidIndexError,
     InvalidInputError,
     LockedError,
+    MergeConflict,
+    MergeConflictError,
     NotFoundError,
     ReadOnlyStoreError,
     StorageError,
 )
 from diced.repo import DicedRepo, NodeInfo
 from diced.store import DicedStore
+from diced.versioning.diff import VersionDiff
 
 try:
     __version__ = version("diced")
@@ -41,9 +44,12 @@ __all__ = [
     "InvalidIndexError",
     "InvalidInputError",
     "LockedError",
+    "MergeConflict",
+    "MergeConflictError",
     "NodeInfo",
     "NotFoundError",
     "ReadOnlyStoreError",
     "StorageError",
+    "VersionDiff",
     "__version__",
 ]

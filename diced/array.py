@@ -38,6 +38,8 @@ from diced.pyramid import (
     remove,
 )
 from diced.selection import SelectionPlan, plan, unbounded_problem
+from diced.versioning.graph import VersionGraph
+from diced.versioning.history import ChunkChange, chunk_history
 from diced.versioning.node import ArrayInfo, NodeView
 from diced.zarr_store import NodeStore
 
@@ -268,6 +270,30 @@ class DicedArray:
         """
         self._sync()
         return {coords: d.hex() for coords, d in self._access.stored().items()}
+
+    def chunk_history(self, coords: Sequence[int]) -> list[ChunkChange]:
+        """The versions in this version's ancestry where chunk ``coords`` changed, newest
+        first (a blame for chunks; merge parents included).
+
+        ``coords`` are storage-grid coordinates (as :meth:`chunk_digests` lists them). A
+        version is listed when the chunk's content there differs from its content in
+        every parent. Cost: one manifest read and one O(log n) index lookup per version
+        of the ancestry, independent of the array's size.
+
+        Raises
+        ------
+        InvalidIndexError
+            ``coords`` is not a chunk of this array.
+        """
+        self._sync()
+        chunk = tuple(coords) if isinstance(coords, Sequence) else ()
+        if not self._access.contains(chunk):
+            raise InvalidIndexError(
+                f"{coords!r:.80} is not a chunk of array {self.name!r}, whose storage grid "
+                f"is {self._access.grid} chunks of {self._access.unit}")
+        graph = VersionGraph(self._view.backend, self._view.repo)
+        return chunk_history(graph, self._view, self._ctx.page_cache, self.name,
+                             tuple(int(c) for c in chunk))
 
     def __len__(self) -> int:
         return self.shape[0]

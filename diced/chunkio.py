@@ -81,10 +81,12 @@ class ChunkCodec:
         if self.compressor is None:
             return None if self._is_fill(chunk) else chunk.tobytes()
         encoded = self.compressor.encode(chunk)
-        # Only a chunk that compresses 16-fold can be one repeated value (a fill chunk
-        # compresses 30- to 4000-fold with every codec here), so the full scan that decides
-        # runs only for those: most chunks skip it.
-        if len(encoded) * 16 <= chunk.nbytes and self._is_fill(chunk):
+        # Only a chunk that compresses 16-fold can be one repeated value (a fill chunk of
+        # 256 KiB or more compresses 30- to 4000-fold with every codec here), so the full
+        # scan that decides runs only for those, and for small chunks (where headers
+        # dominate and a scan costs nothing): most chunks skip it.
+        if (chunk.nbytes <= 65536 or len(encoded) * 16 <= chunk.nbytes) \
+                and self._is_fill(chunk):
             return None
         return bytes(encoded)
 

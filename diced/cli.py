@@ -22,15 +22,21 @@ from rich.table import Table
 from diced import __version__
 from diced.cli_io import add_io_commands
 from diced.cli_lifecycle import add_lifecycle_commands
+from diced.cli_versions import add_version_commands, draw_graph
 from diced.demo import run_demo
-from diced.errors import DicedException, NotFoundError
+from diced.errors import DicedException, InvalidInputError, NotFoundError
 from diced.repo import DicedRepo
 from diced.store import DicedStore
+from diced.versioning.graph import DEFAULT_BRANCH
 
 __all__ = ["main"]
 
-_VERSION_HELP = ("Version: full UUID, unique prefix, UUID:BRANCH or :BRANCH "
+_VERSION_HELP = ("Version: full UUID, unique prefix, UUID:BRANCH, :BRANCH or tag:NAME "
                  "(default: the newest version of branch master).")
+_AS_OF_HELP = ("Time travel: the newest version locked at or before TIME (ISO-8601, such as "
+               "2024-05-01T12:00; no zone: UTC) on master, or on the branch --version "
+               ":BRANCH names.")
+_AS_OF = "diced.as_of"
 
 
 class _DicedError(click.ClickException):
@@ -70,9 +76,17 @@ def _store(location: str, *, create: bool = False) -> Iterator[DicedStore]:
 
 
 def _open(store: DicedStore, name: str, version: str | None) -> DicedRepo:
-    """Repo ``name`` at ``version`` (default: the newest version of master)."""
+    """Repo ``name`` at ``version`` (default: the newest version of master), or at the
+    time the command's ``--as-of`` names."""
     repo = store.open_repo(name)
-    if version is not None:
+    context = click.get_current_context(silent=True)
+    as_of = None if context is None else context.meta.get(_AS_OF)
+    if as_of is not None:
+        if version is not None and not version.startswith(":"):
+            raise InvalidInputError("with --as-of, --version names the branch to travel "
+                                    f"along, as :BRANCH; got {version!r}")
+        repo.change_version(repo.version_at(as_of, version[1:] if version else DEFAULT_BRANCH))
+    elif version is not None:
         repo.change_version(version)
     return repo
 
@@ -88,7 +102,20 @@ def _when(timestamp: str | None) -> str:
 
 _location = click.argument("location")
 _repo_name = click.argument("repo")
-_version = click.option("--version", "version", metavar="REF", help=_VERSION_HELP)
+
+
+def _remember_as_of(context: click.Context, _: click.Parameter, value: str | None
+                    ) -> str | None:
+    if value is not None:
+        context.meta[_AS_OF] = value
+    return value
+
+
+def _version(command: Any) -> Any:
+    """``--version REF`` and ``--as-of TIME``; :func:`_open` applies both."""
+    command = click.option("--as-of", "as_of", metavar="TIME", help=_AS_OF_HELP,
+                           expose_value=False, callback=_remember_as_of)(command)
+    return click.option("--version", "version", metavar="REF", help=_VERSION_HELP)(command)
 
 
 @click.group(cls=_DicedGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -153,11 +180,26 @@ def delete(location: str, name: str, yes: bool) -> None:
 @_location
 @_repo_name
 @_version
-def log(location: str, repo: str, version: str | None) -> None:
-    """Show the commit log from the root to a version (oldest first)."""
-    table = Table("uuid", "branch", "locked at", "message")
+@click.option("--graph", is_flag=True,
+              help="Show the whole ancestry, merge parents included, newest first, with "
+                   "the graph drawn and tags named.")
+def log(location: str, repo: str, version: str | None, graph: bool) -> None:
+    """Show the commit log from the root to a version (oldest first), or --graph."""
     with _store(location) as store:
         handle = _open(store, repo, version)
+        if graph:
+            tags: dict[str, list[str]] = {}
+            for tag in handle.list_tags():
+                tags.setdefault(tag.uuid, []).append(f"tag:{tag.name}")
+            for drawing, record in draw_graph(handle.log()):
+                if record is None:
+                    click.echo(drawing)
+                    continue
+                message = record.lock_message if record.locked else "(open node)"
+                names = " ".join([f"({record.branch})", *tags.get(record.uuid, [])])
+                click.echo(f"{drawing} {_short(record.uuid)} {names} {message}".rstrip())
+            return
+        table = Table("uuid", "branch", "locked at", "message")
         for uuid, message in handle.get_commit_log():
             record = handle.node_record(uuid)
             table.add_row(uuid, record.branch, _when(record.locked_at), message)
@@ -324,7 +366,9 @@ def serve(location: str, host: str, port: int, allow_writes: bool,
     click.echo("diced viewer stopped")
 
 
-# `diced import` and `diced export` live in their own module (diced/cli_io.py).
+# `diced import` and `diced export` live in their own module (diced/cli_io.py), `tag`,
+# `tags`, `diff`, `merge` and `blame` in diced/cli_versions.py.
 add_io_commands(main, _store, _open, _version)
 # `diced du`, `fsck`, `gc`, `clone`, `sync`, `push`, `pull` and the deletions: cli_lifecycle.py.
 add_lifecycle_commands(main, _store, _open, _version, _console)
+add_version_commands(main, _store, _open, _version, _console)

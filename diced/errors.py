@@ -11,6 +11,10 @@ The leaf classes also derive from the matching builtin (``KeyError``, ``ValueErr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
 __all__ = [
     "AlreadyExistsError",
     "ConflictError",
@@ -19,6 +23,8 @@ __all__ = [
     "InvalidIndexError",
     "InvalidInputError",
     "LockedError",
+    "MergeConflict",
+    "MergeConflictError",
     "NotFoundError",
     "ReadOnlyStoreError",
     "StorageError",
@@ -74,3 +80,54 @@ class StorageError(DicedException, OSError):
 
 class FormatVersionError(DicedException):
     """The store was written by a newer (or unknown) on-store format than this diced reads."""
+
+
+@dataclass(frozen=True)
+class MergeConflict:
+    """One conflict of a merge: where the merged versions changed the same thing differently.
+
+    ``kind`` is ``"voxels"`` (voxels of one chunk of array ``name`` set to different values
+    on different sides: ``chunk`` is its storage-grid coordinates, ``voxels`` how many
+    voxels conflict, ``box`` their bounding box in voxels, one half-open ``(start, stop)``
+    per axis), ``"array"`` (array ``name`` changed incompatibly: deleted on one side and
+    changed on another, created on several sides with different metadata, or metadata
+    changed differently) or ``"file"`` (file ``name`` changed differently). ``detail``
+    says what happened, naming the versions.
+    """
+
+    kind: Literal["voxels", "array", "file"]
+    name: str
+    chunk: tuple[int, ...] | None = None
+    voxels: int = 0
+    box: tuple[tuple[int, int], ...] | None = None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "voxels":
+            box = ", ".join(f"{a}:{b}" for a, b in self.box or ())
+            return (f"array {self.name!r} chunk {self.chunk}: {self.voxels} voxels set to "
+                    f"different values (box {box})")
+        return f"{self.kind} {self.name!r}: {self.detail}"
+
+
+class MergeConflictError(DicedException, RuntimeError):
+    """A merge found conflicts it was told not to resolve; nothing was written.
+
+    ``conflicts`` lists every :class:`MergeConflict`; the message shows the first ones.
+    """
+
+    #: How many conflicts the message lists (all of them are in ``conflicts``).
+    SHOWN = 20
+
+    def __init__(self, conflicts: Sequence[MergeConflict], advice: str) -> None:
+        self.conflicts = tuple(conflicts)
+        self.advice = advice
+        lines = [str(c) for c in self.conflicts[:self.SHOWN]]
+        if len(self.conflicts) > self.SHOWN:
+            lines.append(f"... and {len(self.conflicts) - self.SHOWN} more")
+        super().__init__(f"the merge has {len(self.conflicts)} conflict(s) and wrote "
+                         f"nothing: {'; '.join(lines)}. {advice}")
+
+    def __reduce__(self) -> tuple[type[MergeConflictError], tuple[tuple[MergeConflict, ...], str]]:
+        # The constructor's arguments are not ``args``: pickle (Dask, processes) needs them.
+        return type(self), (self.conflicts, self.advice)

@@ -30,6 +30,7 @@ from diced.pyramid import (
     plan_spec,
     pyramid_of,
 )
+from diced.repo_versions import RepoVersioning
 from diced.versioning.graph import VersionGraph, validate_branch_name
 from diced.versioning.node import NodeView
 from diced.versioning.prune import BranchDeletion, delete_branch, delete_version
@@ -95,11 +96,13 @@ def _zarr_metadata(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dt
     return meta
 
 
-class DicedRepo:
+class DicedRepo(RepoVersioning):
     """A repository of versioned arrays and files, at one *current* version node.
 
     Writes (arrays, files) go to the current node, which must be open. Obtain instances
-    from :meth:`DicedStore.create_repo` or :meth:`DicedStore.open_repo`.
+    from :meth:`DicedStore.create_repo` or :meth:`DicedStore.open_repo`. Tags, diffs,
+    merges, the full history and time travel come from
+    :class:`~diced.repo_versions.RepoVersioning` (see docs/versioning.md).
 
     Attributes
     ----------
@@ -171,7 +174,8 @@ class DicedRepo:
         return self.uuid
 
     def change_version(self, uuid: str) -> None:
-        """Make ``uuid`` (full UUID, unique prefix, ``uuid:branch`` or ``:branch``) current.
+        """Make ``uuid`` current: a full UUID, unique prefix, ``uuid:branch``, ``:branch``
+        or ``tag:NAME`` (docs/versioning.md has the grammar).
 
         Raises
         ------

@@ -209,13 +209,14 @@ class DicedStore:
         return self.catalog.by_name(name).root
 
     def open_repo(self, name: str | None = None, uuid: str | None = None,
-                  readonly: bool = False) -> DicedRepo:
+                  readonly: bool = False, *, version: str | None = None) -> DicedRepo:
         """Open a repo by ``name`` or by a version ``uuid``.
 
         By name, the repo opens at the newest node of its ``master`` branch (its leaf),
-        not at the root as DICED did. By ``uuid`` (full or unique prefix, any repo of the
-        store), it opens at that node; ``uuid`` wins when both are given. ``readonly``
-        handles refuse every write.
+        not at the root as DICED did, or at ``version`` (any reference of that repo:
+        ``tag:NAME``, ``:branch``, a UUID...; see docs/versioning.md). By ``uuid`` (full or
+        unique prefix, any repo of the store), it opens at that node; ``uuid`` wins when
+        both are given. ``readonly`` handles refuse every write.
 
         Raises
         ------
@@ -224,6 +225,8 @@ class DicedStore:
         InvalidInputError
             Neither name nor uuid was given, or the prefix is ambiguous.
         """
+        if uuid is not None and version is not None:
+            raise InvalidInputError("give open_repo a uuid or a version, not both")
         if uuid is not None:
             record, node = self.catalog.find_node(uuid)
             if name is not None and record.name != name:
@@ -233,8 +236,9 @@ class DicedStore:
         if name is None:
             raise InvalidInputError("open_repo needs a repo name or a version uuid")
         record = self.catalog.by_name(name)
-        leaf = VersionGraph(self.backend, record.uuid).branch_leaf(DEFAULT_BRANCH)
-        return DicedRepo(self.context, record, leaf, readonly=readonly)
+        graph = VersionGraph(self.backend, record.uuid)
+        node = graph.branch_leaf(DEFAULT_BRANCH) if version is None else graph.resolve(version)
+        return DicedRepo(self.context, record, node, readonly=readonly)
 
     def delete_repo(self, name: str) -> None:
         """Delete repo ``name`` with all its versions (irreversible)."""

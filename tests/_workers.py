@@ -5,7 +5,8 @@ Two ways in:
 * :func:`run_processes` starts functions of this module in ``spawn`` processes (each
   result, or the exception it raised, comes back as an :class:`Outcome`);
 * ``python tests/_workers.py <command> <json args>`` runs a writer that the crash tests
-  kill with SIGKILL (:func:`crash_writer`, :func:`lock_writer`, :func:`branch_writer`),
+  kill with SIGKILL (:func:`crash_writer`, :func:`lock_writer`, :func:`branch_writer`,
+  :func:`merge_writer`),
   or that kills itself right after its n-th backend write. Such a child reports its
   progress on stdout, one line per completed step, so the parent knows which writes
   had returned before the kill.
@@ -440,11 +441,28 @@ def branch_writer(path: str, node: str, name: str, kill_after: int) -> None:
     _say(f"branched {repo.create_branch('killed while branching', name=name)}")
 
 
+def merge_writer(path: str, repo: str, versions: list[str], kill_after: int | None) -> None:
+    """Merge ``versions`` of repo ``repo`` into branch ``merged`` (``ours`` resolves).
+
+    Prints ``merging`` just before ``merge`` and ``merged <uuid> <mutations>`` after it;
+    ``kill_after`` kills the process after that many backend mutations inside ``merge``.
+    """
+    store = DicedStore(path)
+    handle = store.open_repo(repo)
+    count = _arm_kill(store.backend, kill_after if kill_after is not None else -1)
+    count[0] = 0
+    _say("merging")
+    merged = handle.merge(versions, "merged by the merge writer", name="merged",
+                          on_conflict="ours", progress=False)
+    _say(f"merged {merged} {count[0]}")
+
+
 def _main(argv: list[str]) -> None:
     commands: dict[str, Callable[..., None]] = {
         "crash-writer": crash_writer,
         "lock-writer": lock_writer,
         "branch-writer": branch_writer,
+        "merge-writer": merge_writer,
     }
     commands[argv[0]](**json.loads(argv[1]))
 

@@ -36,6 +36,9 @@ GROUPS = {
     "pyramid · image 256³": {"diced·open"},
     "gc · 400 chunks": {"diced·locked"},
     "copy · image 128³": {"diced·locked"},
+    "diff · sparse unbounded array, 1,000 stored chunks": {"diced·locked", "Icechunk"},
+    "diff · sparse unbounded array, 4,000 stored chunks": {"diced·locked", "Icechunk"},
+    "merge · two branches of image 128³": {"diced·locked"},
 }
 
 

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = {
     "AlreadyExistsError", "ArrayDtype", "ConflictError", "DicedArray", "DicedException",
     "DicedRepo", "DicedStore", "FormatVersionError", "InvalidIndexError", "InvalidInputError",
-    "LockedError", "NodeInfo", "NotFoundError", "ReadOnlyStoreError", "StorageError",
-    "__version__",
+    "LockedError", "MergeConflict", "MergeConflictError", "NodeInfo", "NotFoundError",
+    "ReadOnlyStoreError", "StorageError", "VersionDiff", "__version__",
 }
 
 

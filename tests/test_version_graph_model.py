@@ -1,16 +1,21 @@
 """The version DAG against a pure-Python model, driven by a Hypothesis state machine.
 
 Rules lock, branch (named, unnamed, and the ways that must fail), move between versions,
-write and delete an array and a file at open nodes, and lock through a second handle.
-After every step the invariants compare what diced reports, read through a fresh
-``DicedStore`` on the same location, with the model: the node listing, the commit log,
-branch leaves, and the data at every node.
+write and delete an array and a file at open nodes, lock through a second handle, tag
+versions (and fail to: open nodes, taken names), move to tags, and merge two or three
+versions with every conflict policy. The model is a dict of contents per version; a merge
+in the model is a brute-force three-way merge, voxel by voxel, against the lowest common
+ancestor. After every step the invariants compare what diced reports, read through a
+fresh ``DicedStore`` on the same location, with the model: the node listing (parents of
+merge nodes included), the commit log, the full log, branch leaves, tags, and the data
+at every node.
 """
 
 from __future__ import annotations
 
+import sys
 import uuid
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,12 +30,17 @@ from hypothesis.stateful import (
     rule,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _graph_model import GraphModel, ModelNode
+
 from diced import (
     AlreadyExistsError,
     DicedRepo,
     DicedStore,
     InvalidInputError,
     LockedError,
+    MergeConflictError,
     NotFoundError,
 )
 
@@ -39,31 +49,16 @@ ARRAY = "counter"
 FILE = "value.txt"
 ARRAY_SHAPE = (6,)
 BRANCH_NAMES = ["master", "dev", "feature-x", "fix", "exp 1"]
+TAG_NAMES = ["v1", "v2.0", "rel-3"]
 messages = st.text(max_size=12)
-
-
-@dataclass
-class ModelNode:
-    uuid: str
-    parent: str | None
-    branch: str
-    note: str
-    array: tuple[int, ...] | None
-    file: bytes | None
-    locked: bool = False
-    lock_message: str = ""
-    children: list[str] = field(default_factory=list)
-
-
-class VersionGraphMachine(RuleBasedStateMachine):
+class VersionGraphMachine(GraphModel, RuleBasedStateMachine):
     def __init__(self) -> None:
-        super().__init__()
+        RuleBasedStateMachine.__init__(self)
+        GraphModel.__init__(self, ARRAY_SHAPE[0])
         self.root = f"diced-graph-model/{uuid.uuid4().hex}"
         self.url = f"memory://{self.root}"
         self.store = DicedStore(self.url)
         self.repo: DicedRepo | None = None
-        self.nodes: dict[str, ModelNode] = {}
-        self.order: list[str] = []  # creation order, which list_nodes() reports
         self.current = ""
 
     def teardown(self) -> None:
@@ -73,7 +68,7 @@ class VersionGraphMachine(RuleBasedStateMachine):
         if fs.exists(f"/{self.root}"):
             fs.rm(f"/{self.root}", recursive=True)
 
-    # -- model helpers ----------------------------------------------------------------------
+    # -- the model and the repo under test --------------------------------------------------
 
     @property
     def here(self) -> ModelNode:
@@ -83,23 +78,6 @@ class VersionGraphMachine(RuleBasedStateMachine):
     def live(self) -> DicedRepo:
         assert self.repo is not None
         return self.repo
-
-    def branches(self) -> set[str]:
-        return {n.branch for n in self.nodes.values()}
-
-    def leaf(self, branch: str) -> str:
-        start = next(u for u in self.order if self.nodes[u].branch == branch)
-        while True:
-            same = [c for c in self.nodes[start].children if self.nodes[c].branch == branch]
-            if not same:
-                return start
-            start = same[0]
-
-    def add_node(self, node: ModelNode) -> None:
-        self.nodes[node.uuid] = node
-        self.order.append(node.uuid)
-        if node.parent is not None:
-            self.nodes[node.parent].children.append(node.uuid)
 
     def fresh_repo(self) -> DicedRepo:
         """The repo through a new DicedStore (no state shared with the handle under test)."""
@@ -113,7 +91,8 @@ class VersionGraphMachine(RuleBasedStateMachine):
         arr = self.repo.create_array(ARRAY, np.int64, shape=ARRAY_SHAPE, chunks=(4,))
         arr[...] = 0
         root = self.repo.uuid
-        self.add_node(ModelNode(root, None, "master", "root", (0,) * ARRAY_SHAPE[0], None))
+        self.add_node(ModelNode(root, (), "master", "root",
+                                (self.new_identity(), (0,) * ARRAY_SHAPE[0]), None))
         self.current = root
 
     @rule(message=messages)
@@ -144,7 +123,7 @@ class VersionGraphMachine(RuleBasedStateMachine):
         if not parent.locked or (name is not None and ":" in name):
             expected: type[Exception] | None = InvalidInputError
         elif continues:
-            taken = any(self.nodes[c].branch == parent.branch for c in parent.children)
+            taken = self.continuation(parent.uuid, parent.branch) is not None
             expected = AlreadyExistsError if taken else None
         else:
             expected = AlreadyExistsError if name in self.branches() else None
@@ -156,7 +135,7 @@ class VersionGraphMachine(RuleBasedStateMachine):
         else:
             child = self.live.create_branch(message, name)
             assert child not in self.nodes
-            self.add_node(ModelNode(child, parent.uuid, name or parent.branch, message,
+            self.add_node(ModelNode(child, (parent.uuid,), name or parent.branch, message,
                                     parent.array, parent.file))
         assert self.live.uuid == before, "create_branch must not move the current version"
 
@@ -166,7 +145,7 @@ class VersionGraphMachine(RuleBasedStateMachine):
         if not self.here.locked:
             self.lock_current(message)
         taken = (name in self.branches() if name is not None else
-                 any(self.nodes[c].branch == self.here.branch for c in self.here.children))
+                 self.continuation(self.here.uuid, self.here.branch) is not None)
         if taken:
             return
         self.create_branch(message, name)
@@ -223,9 +202,9 @@ class VersionGraphMachine(RuleBasedStateMachine):
                 arr[index] = value
             return
         arr[index] = value
-        contents = list(node.array)
+        contents = list(node.array[1])
         contents[index] = value
-        node.array = tuple(contents)
+        node.array = (node.array[0], tuple(contents))
 
     @rule()
     def delete_or_create_array(self) -> None:
@@ -239,7 +218,7 @@ class VersionGraphMachine(RuleBasedStateMachine):
             return
         if node.array is None:
             self.live.create_array(ARRAY, np.int64, shape=ARRAY_SHAPE, chunks=(4,))
-            node.array = (0,) * ARRAY_SHAPE[0]
+            node.array = (self.new_identity(), (0,) * ARRAY_SHAPE[0])
         else:
             with pytest.raises(AlreadyExistsError):
                 self.live.create_array(ARRAY, np.int64, shape=ARRAY_SHAPE, chunks=(4,))
@@ -268,6 +247,113 @@ class VersionGraphMachine(RuleBasedStateMachine):
             self.live.delete_file(FILE)
             node.file = None
 
+    @rule(data=st.data(), index=st.integers(0, ARRAY_SHAPE[0] - 1), value=st.integers(1, 3),
+          content=st.none() | st.binary(max_size=2))
+    def edit_on_a_new_branch(self, data: st.DataObject, index: int, value: int,
+                             content: bytes | None) -> None:
+        """From some locked node: a new branch, one voxel (and maybe the file) changed,
+        locked. Diverging edits like these are what merges are for."""
+        locked = [u for u in self.order if self.nodes[u].locked]
+        if not locked:
+            return
+        start = data.draw(st.sampled_from(locked))
+        branch = f"edit-{len(self.order)}"
+        self.live.change_version(start)
+        self.current = start
+        self.create_branch("edit", branch)
+        self.live.change_version(self.order[-1])
+        self.current = self.order[-1]
+        if self.here.array is not None:
+            self.write_array(index, value)
+        if content is not None:
+            self.write_file(content)
+        self.lock_current("edited")
+
+    @rule(name=st.sampled_from([*TAG_NAMES, "bad name"]), message=messages)
+    def create_tag(self, name: str, message: str) -> None:
+        if name == "bad name" or not self.here.locked:
+            expected: type[Exception] | None = InvalidInputError
+        else:
+            expected = AlreadyExistsError if name in self.tags else None
+        event(f"create_tag: {expected.__name__ if expected else 'created'}")
+        if expected is not None:
+            with pytest.raises(expected):
+                self.live.create_tag(name, message=message)
+            return
+        tag = self.live.create_tag(name, message=message)
+        assert (tag.name, tag.uuid, tag.message) == (name, self.current, message)
+        self.tags[name] = self.current
+
+    @rule(name=st.sampled_from(TAG_NAMES))
+    def delete_tag(self, name: str) -> None:
+        if name not in self.tags:
+            with pytest.raises(NotFoundError):
+                self.live.delete_tag(name)
+            return
+        self.live.delete_tag(name)
+        del self.tags[name]
+
+    @rule(name=st.sampled_from(TAG_NAMES))
+    def change_version_to_tag(self, name: str) -> None:
+        if name not in self.tags:
+            with pytest.raises(NotFoundError):
+                self.live.change_version(f"tag:{name}")
+            assert self.live.uuid == self.current
+            return
+        self.live.change_version(f"tag:{name}")
+        self.current = self.tags[name]
+        assert self.live.uuid == self.current
+
+    @rule(data=st.data(), count=st.sampled_from([2, 2, 3]),
+          on_conflict=st.sampled_from(["fail", "ours", "theirs"]),
+          name=st.sampled_from([None, None, "new", "new", "master", "dev", "bad:name"]),
+          message=messages, move=st.booleans(), locked_only=st.integers(0, 9))
+    def merge(self, data: st.DataObject, count: int, on_conflict: str, name: str | None,
+              message: str, move: bool, locked_only: int) -> None:
+        """Merge versions (mostly locked ones, as only those merge), into a new branch
+        (``new``), an existing one or a bad name, or continuing the first version's."""
+        pool = [u for u in self.order if self.nodes[u].locked] if locked_only else self.order
+        if len(pool) < count:
+            return
+        versions = data.draw(st.lists(st.sampled_from(pool), min_size=count, max_size=count,
+                                      unique=True))
+        if name == "new":
+            name = f"merge-{len(self.order)}"
+        named = {u: t for t, u in self.tags.items()}
+        refs = [f"tag:{named[v]}" if v in named and data.draw(st.booleans()) else v
+                for v in versions]
+        first = self.nodes[versions[0]]
+        expected: type[Exception] | None = None
+        if not all(self.nodes[v].locked for v in versions) or (name and ":" in name):
+            expected = InvalidInputError
+        else:
+            array, file, conflict = self.model_merge(versions, on_conflict)
+            branch = first.branch if name is None else name
+            if conflict:
+                expected = MergeConflictError
+            elif branch == first.branch:
+                taken = self.continuation(first.uuid, branch) is not None
+                expected = AlreadyExistsError if taken else None
+            else:
+                expected = AlreadyExistsError if branch in self.branches() else None
+        before = self.live.uuid
+        event(f"merge of {count}, {on_conflict}: {expected.__name__ if expected else 'merged'}")
+        if expected is not None:
+            nodes_before = len(self.fresh_repo().list_nodes())
+            with pytest.raises(expected):
+                self.live.merge(refs, message, on_conflict=on_conflict,  # type: ignore[arg-type]
+                                name=name)
+            assert len(self.fresh_repo().list_nodes()) == nodes_before
+            return
+        merged = self.live.merge(refs, message, on_conflict=on_conflict,  # type: ignore[arg-type]
+                                 name=name)
+        assert merged not in self.nodes
+        self.add_node(ModelNode(merged, tuple(versions), branch, message, array, file))
+        assert self.live.uuid == before, "merge must not move the current version"
+        if move:
+            self.live.change_version(merged)
+            self.current = merged
+
     # -- invariants -------------------------------------------------------------------------
 
     @precondition(lambda self: self.repo is not None)
@@ -277,7 +363,7 @@ class VersionGraphMachine(RuleBasedStateMachine):
         assert [n.uuid for n in listed] == self.order
         for info in listed:
             node = self.nodes[info.uuid]
-            assert info.parents == ((node.parent,) if node.parent else ())
+            assert info.parents == node.parents
             assert info.children == tuple(node.children)
             assert info.branch == node.branch
             assert info.note == node.note
@@ -299,6 +385,27 @@ class VersionGraphMachine(RuleBasedStateMachine):
         assert self.live.get_commit_log() == expected
         assert self.live.get_current_version() == self.current
         assert self.live.locked == self.here.locked
+
+    @precondition(lambda self: self.repo is not None)
+    @invariant()
+    def full_log_matches_model(self) -> None:
+        log = self.live.log()
+        assert {r.uuid for r in log} == self.ancestors(self.current)
+        seen: set[str] = set()
+        for record in log:  # every node before its parents
+            assert all(p not in seen for p in record.parents)
+            seen.add(record.uuid)
+        first = [r.uuid for r in self.live.log(all_parents=False)]
+        assert first == [u for u, _ in self.live.get_commit_log()][::-1]
+
+    @precondition(lambda self: self.repo is not None)
+    @invariant()
+    def tags_match_model(self) -> None:
+        repo = self.fresh_repo()
+        assert {t.name: t.uuid for t in repo.list_tags()} == self.tags
+        for name, tagged in self.tags.items():
+            repo.change_version(f"tag:{name}")
+            assert repo.uuid == tagged
 
     @precondition(lambda self: self.repo is not None)
     @invariant()
@@ -326,7 +433,7 @@ class VersionGraphMachine(RuleBasedStateMachine):
             else:
                 assert [n for n, _ in repo.list_instances()] == [ARRAY]
                 got = repo.get_array(ARRAY)[...]
-                assert got.tolist() == list(node.array), u
+                assert got.tolist() == list(node.array[1]), u
             if node.file is None:
                 assert repo.list_files() == []
                 with pytest.raises(NotFoundError):

@@ -130,7 +130,7 @@ class RepoCatalog:
             raise NotFoundError(f"no version node {uuid!r} in any repo of this store")
         if len(hits) > 1:
             raise InvalidInputError(f"version {uuid!r} matches nodes in several repos; give more "
-                                    "digits")
+                                    "digits of the UUID, or open the repo by name first")
         return hits[0]
 
     def delete(self, name: str) -> None:

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from diced.backends import ObjectStore
 from diced.errors import StorageError
@@ -30,12 +31,14 @@ from diced.versioning.digest import DIGEST_SIZE, digest
 from diced.versioning.records import corrupt
 from diced.versioning.trash import read_immutable
 
-__all__ = ["ChunkIndex", "PageCache", "bits_per_level"]
+__all__ = ["ChunkIndex", "Columns", "PageCache", "bits_per_level"]
 
 _MAGIC = b"DIP1"
 _HEADER = struct.Struct("<4sBI")
 Coords = tuple[int, ...]
 Page = dict[int, bytes]
+#: A page as arrays: sorted slots and their 16-byte digests (see ChunkIndex.page_columns).
+Columns = tuple[npt.NDArray[np.uint64], npt.NDArray[np.void]]
 
 
 def bits_per_level(ndim: int) -> int:
@@ -55,16 +58,23 @@ def _encode(page: Mapping[int, bytes], leaf: bool) -> bytes:
     ])
 
 
-def _decode(data: bytes, key: str) -> Page:
+def _columns(data: bytes, key: str) -> Columns:
+    """A page's sorted slots (uint64) and their digests (16-byte voids), parsed in place."""
     if len(data) < _HEADER.size:
         raise corrupt("index page", key, "truncated header")
     magic, _kind, count = _HEADER.unpack_from(data)
     end = _HEADER.size + 8 * count
     if magic != _MAGIC or len(data) != end + DIGEST_SIZE * count:
         raise corrupt("index page", key, "bad header or length")
-    slots = np.frombuffer(data, dtype="<u8", count=count, offset=_HEADER.size).tolist()
+    return (np.frombuffer(data, dtype="<u8", count=count, offset=_HEADER.size),
+            np.frombuffer(data, dtype=f"V{DIGEST_SIZE}", count=count, offset=end))
+
+
+def _decode(data: bytes, key: str) -> Page:
+    slots, _ = _columns(data, key)
+    end = _HEADER.size + 8 * len(slots)
     return {s: data[end + i * DIGEST_SIZE: end + (i + 1) * DIGEST_SIZE]
-            for i, s in enumerate(slots)}
+            for i, s in enumerate(slots.tolist())}
 
 
 class PageCache:
@@ -138,19 +148,36 @@ class ChunkIndex:
             slot |= ((c >> shift) & mask) << (bits * d)
         return slot
 
-    def _page(self, page_digest: bytes) -> Page:
-        def load() -> Page:
-            key = keys.page(self.repo, page_digest.hex())
-            data = read_immutable(self.backend, key)
-            if data is None:
-                raise StorageError(f"index page {key!r} is missing: the store is damaged; "
-                                   "restore it from a copy (diced fsck lists what is missing)")
-            if digest(data) != page_digest:
-                # Named by its digest: a flipped bit must not turn a chunk into zeros.
-                raise corrupt("index page", key, "its bytes do not match their digest")
-            return _decode(data, key)
+    def _fetch(self, page_digest: bytes) -> tuple[bytes, str]:
+        """A page's bytes from the store (or its trash), verified against its digest, and
+        its key."""
+        key = keys.page(self.repo, page_digest.hex())
+        data = read_immutable(self.backend, key)
+        if data is None:
+            raise StorageError(f"index page {key!r} is missing: the store is damaged; "
+                               "restore it from a copy (diced fsck lists what is missing)")
+        if digest(data) != page_digest:
+            # Named by its digest: a flipped bit must not turn a chunk into zeros.
+            raise corrupt("index page", key, "its bytes do not match their digest")
+        return data, key
 
-        return self.cache.get_or_load(page_digest, load)
+    def _page(self, page_digest: bytes) -> Page:
+        return self.cache.get_or_load(page_digest, lambda: _decode(*self._fetch(page_digest)))
+
+    def page_columns(self, page_digest: bytes) -> Columns:
+        """One page's entries as arrays, to compare pages without a Python loop: its slots
+        (sorted ``uint64``) and their digests (16-byte ``void``), verified.
+
+        Served from the page cache when the page is there; otherwise parsed straight from
+        its bytes (and not cached: the caller compares it once).
+        """
+        page = self.cache.get(page_digest)
+        if page is None:
+            return _columns(*self._fetch(page_digest))
+        slots = np.fromiter(page.keys(), dtype="<u8", count=len(page))
+        digests = np.frombuffer(b"".join(page.values()), dtype=f"V{DIGEST_SIZE}")
+        order = np.argsort(slots, kind="stable")
+        return slots[order], digests[order]
 
     def height_for(self, coords: Coords) -> int:
         """Levels needed so that every coordinate of ``coords`` fits."""

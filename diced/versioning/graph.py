@@ -13,23 +13,27 @@ The claim of a node is:
 A node copied from another store whose claim slot here is taken by another node (the
 histories diverged) is attached by a *graft* instead, ``grafts/<uuid>``: it is part of the
 DAG, reachable by UUID, but not on the chain of its branch name here.
+A merge node has several parents; it is claimed like a child of its *first* parent (so
+it continues that parent's branch, or starts a new named one), and attachment is always
+checked against the first parent. Its other parents are edges of the DAG, not claims.
 """
 
 from __future__ import annotations
 
 import uuid as uuidlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from diced.backends import ObjectStore
 from diced.errors import (
     AlreadyExistsError,
     InvalidInputError,
-    LockedError,
     NotFoundError,
     StorageError,
 )
 from diced.versioning import keys
-from diced.versioning.records import NodeRecord, now, parse_uuid
+from diced.versioning.records import NodeRecord, now, parse_uuid, require_locked
+from diced.versioning.tags import TAG_PREFIX, Tags
 
 __all__ = ["DEFAULT_BRANCH", "DagNode", "VersionGraph", "new_uuid", "validate_branch_name"]
 
@@ -139,19 +143,23 @@ class VersionGraph:
     # -- addressing -------------------------------------------------------------------------
 
     def resolve(self, ref: str) -> str:
-        """Full UUID for ``ref``: a full UUID, a unique prefix, ``uuid:branch`` or ``:branch``.
+        """Full UUID for ``ref``: a full UUID, a unique prefix, ``uuid:branch``, ``:branch``
+        or ``tag:NAME`` (the grammar is documented in docs/versioning.md).
 
-        ``uuid:branch`` and ``:branch`` name the leaf (newest node) of that branch.
+        ``uuid:branch`` and ``:branch`` name the leaf (newest node) of that branch;
+        ``tag:NAME`` the node tagged ``NAME``.
 
         Raises
         ------
         NotFoundError
-            No node matches, or the branch does not exist.
+            No node matches, or the branch or tag does not exist.
         InvalidInputError
             The prefix matches several nodes, or ``ref`` is not a string.
         """
         if not isinstance(ref, str) or not ref:
             raise InvalidInputError(f"a version must be a non-empty UUID string, not {ref!r}")
+        if ref.startswith(TAG_PREFIX):
+            return self.node(Tags(self.backend, self.repo).get(ref[len(TAG_PREFIX):]).uuid).uuid
         if ":" in ref:
             prefix, branch = ref.split(":", 1)
             if prefix:
@@ -236,38 +244,74 @@ class VersionGraph:
             The branch name is taken, or the parent already has a child continuing its
             branch (give a new branch name).
         """
-        if parent.state == "sealing":
-            raise LockedError(
-                f"version node {parent.uuid} has an unfinished lock (state 'sealing', e.g. "
-                "its process was killed while locking): call lock_node(message) on it again "
-                "to finish the lock, then create the branch"
-            )
-        if not parent.locked:
-            raise InvalidInputError(
-                f"version node {parent.uuid} is open: lock it with lock_node(message) before "
-                "creating a branch from it"
-            )
-        name = parent.branch if branch is None else validate_branch_name(branch)
-        record = NodeRecord(uuid=new_uuid(), repo=self.repo, parents=(parent.uuid,),
-                            branch=name, note=note, created=now())
-        claim = self._claim_key(record, parent)  # computed first: a bad name writes nothing
+        return self._create((parent,), note, branch, "creating a branch from it",
+                            "create_branch(message, name=...)", None)
+
+    def create_merge(self, parents: Sequence[NodeRecord], note: str, branch: str | None,
+                     fill: Callable[[NodeRecord], None]) -> NodeRecord:
+        """Create and attach an open node whose parents are all of ``parents`` (locked).
+
+        It is claimed like a child of ``parents[0]`` (see :meth:`create_child` for
+        ``branch``). ``fill(record)`` writes the node's content after its record is
+        written and before it is claimed, so a crash leaves either no node in the DAG or
+        a complete one; if ``fill`` raises, nothing is attached.
+
+        Raises
+        ------
+        InvalidInputError, AlreadyExistsError, LockedError
+            As :meth:`create_child`, for any parent.
+        """
+        return self._create(tuple(parents), note, branch, "merging it",
+                            "merge(versions, message, name=...)", fill)
+
+    def _create(self, parents: tuple[NodeRecord, ...], note: str, branch: str | None,
+                action: str, how: str, fill: Callable[[NodeRecord], None] | None
+                ) -> NodeRecord:
+        for parent in parents:
+            require_locked(parent, action)
+        first = parents[0]
+        name = first.branch if branch is None else validate_branch_name(branch)
+        record = NodeRecord(uuid=new_uuid(), repo=self.repo,
+                            parents=tuple(p.uuid for p in parents), branch=name, note=note,
+                            created=now())
+        claim = self._claim_key(record, first)  # computed first: a bad name writes nothing
+        if fill is not None and self.backend.get(claim) is not None:
+            # Refused before the (long) fill; the create-only claim below still decides.
+            self._refuse_claim(first, name, how)
         record_key = keys.node_record(self.repo, record.uuid)
         self.backend.put_if_absent(record_key, record.to_bytes())
+        if fill is not None:
+            try:
+                fill(record)
+            except BaseException:
+                self._discard(record, filled=True)
+                raise
         try:
             claimed = self.backend.put_if_absent(claim, record.uuid.encode())
         except BaseException:
             self.backend.delete(record_key)
             raise
         if not claimed:
-            self.backend.delete(record_key)
-            if name == parent.branch:
-                raise AlreadyExistsError(
-                    f"version node {parent.uuid} already has a child on branch {name!r}; "
-                    "pass a new branch name to create_branch(message, name=...)"
-                )
-            raise AlreadyExistsError(
-                f"a branch named {name!r} already exists in this repo; choose another name"
-            )
+            self._discard(record, filled=fill is not None)
+            self._refuse_claim(first, name, how)
         self._attached.add(record.uuid)
         self.backend.put(keys.branch_head(self.repo, name), record.uuid.encode())
         return record
+
+    def _discard(self, record: NodeRecord, filled: bool) -> None:
+        """Remove an unattached node: its record, then any content written for it."""
+        self.backend.delete(keys.node_record(self.repo, record.uuid))
+        if filled:
+            prefix = keys.open_node_prefix(self.repo, record.uuid)
+            for key in list(self.backend.list_prefix(prefix)):
+                self.backend.delete(key)
+
+    def _refuse_claim(self, parent: NodeRecord, name: str, how: str) -> None:
+        if name == parent.branch:
+            raise AlreadyExistsError(
+                f"version node {parent.uuid} already has a child on branch {name!r}; "
+                f"pass a new branch name to {how}"
+            )
+        raise AlreadyExistsError(
+            f"a branch named {name!r} already exists in this repo; choose another name"
+        )

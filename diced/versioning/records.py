@@ -1,4 +1,4 @@
-"""JSON records of the on-store format: store header, repo, node, array entry, manifest.
+"""JSON records of the on-store format: store header, repo, node, tag, array entry, manifest.
 
 Every record is a frozen dataclass with ``to_bytes`` / ``from_bytes``; the byte form is
 canonical JSON (sorted keys) so equal records have equal bytes, which makes
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from diced.errors import FormatVersionError, StorageError
+from diced.errors import FormatVersionError, InvalidInputError, LockedError, StorageError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -23,11 +23,13 @@ __all__ = [
     "NodeRecord",
     "NodeState",
     "RepoRecord",
+    "TagRecord",
     "check_store_header",
     "corrupt",
     "now",
     "parse_record",
     "parse_uuid",
+    "require_locked",
     "store_header",
 ]
 
@@ -207,6 +209,57 @@ class NodeRecord:
     def with_lock(self, message: str, manifest: str) -> NodeRecord:
         return replace(self, state="locked", lock_message=message, locked_at=now(),
                        manifest=manifest)
+
+
+def require_locked(record: NodeRecord, action: str) -> None:
+    """Raise unless ``record`` is locked; ``action`` ("before <action>") completes the advice.
+
+    Raises
+    ------
+    LockedError
+        The node has an unfinished lock (``lock_node`` again finishes it).
+    InvalidInputError
+        The node is open.
+    """
+    if record.state == "sealing":
+        raise LockedError(
+            f"version node {record.uuid} has an unfinished lock (state 'sealing', e.g. its "
+            "process was killed while locking): call lock_node(message) on it again to "
+            f"finish the lock before {action}"
+        )
+    if not record.locked:
+        raise InvalidInputError(
+            f"version node {record.uuid} is open: lock it with lock_node(message) before "
+            f"{action}"
+        )
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    """A tag: a name given to one locked node of a repo, with a message and a time.
+
+    Written create-only and never changed: a tag never moves (it can only be deleted).
+    """
+
+    name: str
+    uuid: str
+    message: str
+    created: str
+
+    def to_bytes(self) -> bytes:
+        return _dumps(asdict(self))
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` unless every field has the type and form diced writes."""
+        _require(_is_uuid(self.uuid), "bad uuid")
+        _require(all(isinstance(v, str) for v in (self.name, self.message, self.created)),
+                 "bad field type")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str = "tag record") -> TagRecord:
+        """Parse; :class:`StorageError` naming ``where`` when the bytes are not a record."""
+        record: TagRecord = _build(cls, data, "tag record", where)
+        return record
 
 
 @dataclass(frozen=True)

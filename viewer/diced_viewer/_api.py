@@ -20,7 +20,6 @@ from starlette.routing import Route
 
 from diced import __version__
 from diced.array import DicedArray
-from diced.errors import NotFoundError
 from diced.lifecycle import VersionUsage
 from diced.repo import DicedRepo, NodeInfo
 from diced.store import DicedStore
@@ -38,7 +37,7 @@ from diced_viewer._slices import (
     to_png,
 )
 
-__all__ = ["MAX_BODY_BYTES", "api_routes"]
+__all__ = ["MAX_BODY_BYTES", "MAX_DIFF_CHUNKS", "api_routes", "json_body"]
 
 #: Largest JSON request body (lock and branch messages), in bytes.
 MAX_BODY_BYTES = 64 * 2**10
@@ -68,7 +67,8 @@ def _array_json(array: DicedArray, usage: VersionUsage) -> dict[str, Any]:
     stored = usage.array(array.name)
     return {
         "name": array.name, "dtype": str(array.dtype), "shape": list(array.shape),
-        "chunks": list(array.chunks), "ndim": array.ndim, "islabel3D": array.islabel3D,
+        "chunks": list(array.chunks), "storage_chunks": list(array.storage_chunks),
+        "ndim": array.ndim, "islabel3D": array.islabel3D,
         "unbounded": array.unbounded, "extents": [[s.start, s.stop] for s in extents],
         "bounds": [list(b) for b in bounds(array)],
         "stored_chunks": 0 if stored is None else stored.chunks,
@@ -84,7 +84,7 @@ def _arrays_json(repo: DicedRepo) -> list[dict[str, Any]]:
     return [_array_json(repo.get_array(name), usage) for name, _ in repo.list_instances()]
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     raw = await read_body(request, limit=MAX_BODY_BYTES, expect="application/json")
     try:
         data = json.loads(raw or b"{}")
@@ -118,6 +118,8 @@ def repo_info(request: Request) -> Response:
     nodes = store.open_repo(name, readonly=True).list_nodes()
     info["nodes"] = [_node_json(n) for n in nodes]
     info["edges"] = [[p, n.uuid] for n in nodes for p in n.parents]
+    info["tags"] = [{"name": t.name, "uuid": t.uuid, "message": t.message,
+                     "created": t.created} for t in store.open_repo(name).list_tags()]
     info["writable"] = writes_allowed(request)
     return JSONResponse(info)
 
@@ -148,7 +150,7 @@ def node_arrays(request: Request) -> Response:
 async def lock_node(request: Request) -> Response:
     if not writes_allowed(request):
         raise WritesDisabled()
-    body = await _json_body(request)
+    body = await json_body(request)
     message = body.get("message", "")
     def lock() -> str:
         repo = repo_at(request, request.path_params["uuid"])
@@ -161,7 +163,7 @@ async def lock_node(request: Request) -> Response:
 async def branch_node(request: Request) -> Response:
     if not writes_allowed(request):
         raise WritesDisabled()
-    body = await _json_body(request)
+    body = await json_body(request)
     # DVID's clients send {"branch": ..., "note": ...} and read "child" (docs/viewer.md).
     message = body.get("message", body.get("note", ""))
     name = body.get("name") or body.get("branch") or None
@@ -299,14 +301,12 @@ def array_diff(request: Request) -> Response:
     other_repo = repo_at(request, other_uuid)
     if other_repo.repo_uuid != repo.repo_uuid:
         raise ApiError("compare versions of the same repo")
-    try:
-        theirs: dict[tuple[int, ...], str] = array_of(other_repo, name).chunk_digests()
-    except NotFoundError:
-        theirs = {}
-    ours = mine.chunk_digests()
-    changed = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    # Both chunk trees walked together: the cost is the changed chunks, not the array.
+    change = repo.diff(other_repo.uuid, repo.uuid, arrays=[name]).arrays.get(name)
+    changed = [] if change is None else change.chunks
     return JSONResponse({"uuid": repo.uuid, "other": other_repo.uuid,
-                         "chunks": list(mine.chunks), "truncated": len(changed) > MAX_DIFF_CHUNKS,
+                         "chunks": list(mine.storage_chunks),
+                         "truncated": len(changed) > MAX_DIFF_CHUNKS,
                          "changed": [list(k) for k in changed[:MAX_DIFF_CHUNKS]]})
 
 

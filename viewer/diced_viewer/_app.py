@@ -22,6 +22,7 @@ from diced_viewer._neuroglancer import neuroglancer_routes
 from diced_viewer._openapi import openapi_document
 from diced_viewer._openapi_dvid import dvid_paths
 from diced_viewer._security import AccessGuard, AccessPolicy
+from diced_viewer._versions import version_routes
 from diced_viewer._zarr_http import zarr_routes
 
 __all__ = ["create_app"]
@@ -62,6 +63,7 @@ def create_app(store: DicedStore, *, allow_writes: bool = False,
         *image_routes(),
         *api_routes(),
         *keyvalue_routes(),
+        *version_routes(),
         *zarr_routes(),
         *neuroglancer_routes(),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,11 +16,13 @@ from diced.errors import (
     DicedException,
     InvalidInputError,
     LockedError,
+    MergeConflict,
+    MergeConflictError,
     NotFoundError,
 )
 
-__all__ = ["ApiError", "Busy", "TooLarge", "WritesDisabled", "error_response",
-           "exception_handlers"]
+__all__ = ["ApiError", "Busy", "TooLarge", "WritesDisabled", "conflict_json",
+           "error_response", "exception_handlers"]
 
 _log = logging.getLogger("diced_viewer")
 
@@ -88,7 +91,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, exc.detail or "error", exc.headers)
 
 
+def conflict_json(conflict: MergeConflict) -> dict[str, Any]:
+    """A merge conflict as JSON (``chunk`` and ``box`` in numpy axis order)."""
+    return {"kind": conflict.kind, "name": conflict.name,
+            "chunk": None if conflict.chunk is None else list(conflict.chunk),
+            "voxels": conflict.voxels,
+            "box": None if conflict.box is None else [list(b) for b in conflict.box],
+            "detail": conflict.detail, "message": str(conflict)}
+
+
 async def _diced_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, MergeConflictError):  # 409, with every conflict for the client
+        return JSONResponse({"error": " ".join(str(exc).split()), "status": 409,
+                             "conflicts": [conflict_json(c) for c in exc.conflicts]},
+                            status_code=409)
     status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 500)
     if status == 500:
         _log.error("diced error serving %s", request.url.path, exc_info=exc)

@@ -23,7 +23,8 @@ def _param(name: str, where: str = "path", description: str = "",
             "description": description, "schema": schema or {"type": "string"}}
 
 
-_UUID = _param("uuid", description="Version node: full UUID or a unique prefix")
+_UUID = _param("uuid", description="Version: full UUID, a unique prefix, :branch or tag:NAME")
+_REPO = _param("repo", description="Repo name")
 _ARRAY = _param("array", description="Array name")
 _PLANE_QUERY = [
     _param("rows", "query", "numpy axis shown as rows (default ndim-2)",
@@ -58,6 +59,18 @@ def openapi_document(writable: bool) -> dict[str, Any]:
         "type": "object", "properties": {"message": {"type": "string"},
                                          "name": {"type": ["string", "null"]}},
         "required": ["message"]}}}}
+    versions = {"type": "array", "items": {"type": "string"}, "minItems": 2}
+    merge_body = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {
+            "versions": versions, "message": {"type": "string"},
+            "on_conflict": {"enum": ["fail", "ours", "theirs"]},
+            "name": {"type": ["string", "null"]}},
+        "required": ["versions", "message"]}}}}
+    dvid_body = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {
+            "mergeType": {"enum": ["conflict-free", "priority"]}, "parents": versions,
+            "note": {"type": "string"}},
+        "required": ["mergeType", "parents"]}}}}
     raw_params = [_UUID, _ARRAY,
                   _param("dims", description="Axes, x first: 0_1_2 for a 3-D array"),
                   _param("size", description="Subvolume size, x first: sx_sy_sz"),
@@ -96,6 +109,20 @@ def openapi_document(writable: bool) -> dict[str, Any]:
                              "required": True}], _ANY_JSON)},
         raw_path: {"get": _op("DVID raw subvolume, little-endian, x fastest", raw_params,
                               _BINARY)},
+        "/api/repos/{repo}/diff": {"get": _op(
+            "What differs from version a to version b: per array, chunks added, removed and "
+            "modified (and, with voxels=1, differing voxels per chunk); files",
+            [_REPO, {**_param("a", "query", "First version (any reference)"),
+                     "required": True},
+             {**_param("b", "query", "Second version (any reference)"), "required": True},
+             _param("array", "query", "Compare only this array (repeatable)"),
+             _param("voxels", "query", "1: count differing voxels per changed chunk")],
+            _ANY_JSON)},
+        "/api/repos/{repo}/conflicts": {"get": _op(
+            "The conflicts a merge of the versions would report (writes nothing)",
+            [_REPO, {**_param("versions", "query", "Two or more versions, comma-separated"),
+                     "required": True},
+             _param("array", "query", "Only the conflicts of this array")], _ANY_JSON)},
         "/zarr/{repo}/{version}/{key}": {"get": _op(
             "A version as plain zarr v3 (zarr.json documents and chunk keys; Range; CORS for "
             "the origins the server allows)",
@@ -112,6 +139,13 @@ def openapi_document(writable: bool) -> dict[str, Any]:
         paths["/api/node/{uuid}/branch"] = {"post": _op(
             "Create an open child of a locked version", [_UUID], _ANY_JSON, ok="201",
             body=message_body)}
+        paths["/api/repos/{repo}/merge"] = {"post": _op(
+            "Merge two or more locked versions into a new open version (409 lists the "
+            "conflicts)", [_REPO], _ANY_JSON, ok="201", body=merge_body)}
+        paths["/api/repo/{uuid}/merge"] = {"post": _op(
+            "DVID's merge: {mergeType: conflict-free | priority, parents, note} -> {child}",
+            [_param("uuid", description="Any version of the repo")], _ANY_JSON,
+            body=dvid_body)}
         paths[raw_path]["post"] = _op(
             "Write a DVID raw subvolume (little-endian, x fastest)", raw_params, {}, ok="204",
             body={"required": True, "content": _BINARY})

@@ -29,7 +29,7 @@ def writes_allowed(request: Request) -> bool:
 
 def repo_at(request: Request, uuid: str) -> DicedRepo:
     """The repo holding version ``uuid`` (full or unique prefix), positioned there."""
-    if not uuid or len(uuid) > 200:
+    if not uuid or len(uuid) > 256:  # a UUID, a prefix, :branch or tag:NAME
         raise NotFoundError(f"no version node {uuid[:80]!r}")
     return store_of(request).open_repo(uuid=uuid, readonly=not writes_allowed(request))
 

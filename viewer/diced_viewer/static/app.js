@@ -1,6 +1,7 @@
 // The viewer's pages, routed by the URL hash:
 //   #/                                 repos
-//   #/repo/NAME[/UUID]                 version graph and one version (default: master's leaf)
+//   #/repo/NAME[/VERSION]              version graph and one version (default: master's leaf;
+//                                      VERSION: a UUID, a prefix, :branch or tag:NAME)
 //   #/repo/NAME/UUID/array/ARRAY       slice view of one array
 import { ApiError, el, enc, getJSON, postJSON } from "./api.js";
 import { drawDag } from "./dag.js";
@@ -91,7 +92,13 @@ function writeForms(node, refresh) {
   } }, note, name, el("button", { type: "submit", id: "branch-button" }, "Branch from here"), status);
 }
 
-function versionPanel(repoName, node, otherUuids = []) {
+function versionPanel(repoName, node, tags, otherUuids = []) {
+  const link = (uuid) => el("a", { href: `#/repo/${enc(repoName)}/${uuid}` }, el("code", {}, uuid.slice(0, 8)));
+  const merge = node.parents.length > 1
+    ? el("p", { id: "merge-parents" }, el("span", { class: "badge merge" }, "merge"), " of ",
+         node.parents.flatMap((u, i) => [i ? (i === node.parents.length - 1 ? " and " : ", ") : "", link(u)]),
+         el("span", { class: "muted" }, " (the first is the branch it continues; open an array to see the merge's conflicts)"))
+    : null;
   const arrays = node.arrays.map((a) => el("tr", { class: "array-row" },
     el("td", {}, el("a", { href: `#/repo/${enc(repoName)}/${node.uuid}/array/${enc(a.name)}` }, a.name)),
     el("td", {}, a.dtype),
@@ -110,8 +117,11 @@ function versionPanel(repoName, node, otherUuids = []) {
   return el("section", { id: "version", "data-uuid": node.uuid },
     el("h2", {}, "Version ", el("code", {}, node.uuid), " ",
        el("span", { class: `badge ${node.locked ? "locked" : "open"}` }, node.locked ? "locked" : "open"),
-       " ", el("span", { class: "badge" }, node.branch)),
+       " ", el("span", { class: "badge" }, node.branch),
+       tags.filter((t) => t.uuid === node.uuid).map((t) => el("span", {
+         class: "badge tag", "data-tag": t.name, title: t.message || `tag ${t.name}` }, `tag ${t.name}`))),
     el("p", { class: "note" }, node.note),
+    merge,
     snippet(`repo = store.open_repo(${JSON.stringify(repoName)})\nrepo.change_version(${JSON.stringify(node.uuid)})`),
     el("h3", {}, "Arrays"),
     neuroglancerControls(repoName, node.uuid, otherUuids),
@@ -127,10 +137,11 @@ function versionPanel(repoName, node, otherUuids = []) {
 
 async function repoPage(name, uuid) {
   const repo = await getJSON(`/api/repos/${enc(name)}`);
-  const selected = uuid || repo.master_leaf;
-  const node = await getJSON(`/api/node/${selected}`);
+  // A tag, a branch or a prefix in the address resolves to the node it names.
+  const node = await getJSON(`/api/node/${enc(uuid || repo.master_leaf)}`);
+  const selected = node.uuid;
   setCrumbs({ text: "repos", href: "#/" }, { text: name, href: `#/repo/${enc(name)}` },
-            { text: selected.slice(0, 8) });
+            { text: uuid && !/^[0-9a-f]+$/i.test(uuid) ? uuid : selected.slice(0, 8) });
   const go = (target) => { location.hash = `#/repo/${enc(name)}/${target}`; };
   const refresh = (target) => {
     if (location.hash === `#/repo/${enc(name)}/${target}`) route(); else go(target);
@@ -140,10 +151,11 @@ async function repoPage(name, uuid) {
     el("p", {}, repo.description, " ",
        el("span", { class: "muted" }, `created ${fmtTime(repo.created)}, ${repo.node_count} versions`)),
     el("div", { class: "legend" }, el("span", { class: "dot locked" }), "locked ",
-       el("span", { class: "dot open" }), "open ", el("span", { class: "dot leaf" }), "newest of its branch"),
-    el("div", { class: "dag-wrap" }, drawDag(repo.nodes, selected, go)),
+       el("span", { class: "dot open" }), "open ", el("span", { class: "dot leaf" }), "newest of its branch ",
+       el("span", { class: "dot merge" }), "merge"),
+    el("div", { class: "dag-wrap" }, drawDag(repo.nodes, selected, go, repo.tags)),
     writeForms(node, refresh) ?? "",
-    versionPanel(name, node, repo.nodes.map((n) => n.uuid).filter((u) => u !== node.uuid)));
+    versionPanel(name, node, repo.tags, repo.nodes.map((n) => n.uuid).filter((u) => u !== node.uuid)));
 }
 
 async function route() {

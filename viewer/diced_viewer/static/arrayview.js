@@ -1,5 +1,7 @@
 // The array page: an orthogonal slice view with slice slider, zoom and pan, contrast,
-// label colours, the value under the cursor, and a compare-with-version mode.
+// label colours, the value under the cursor, a compare-with-version mode (changed chunks
+// from the repo's diff, which walks both versions' chunk trees, so it stays fast on huge
+// arrays) and, on a merge version, the conflicts of the merge.
 import { el, enc, getJSON, getPlane } from "./api.js";
 import { neuroglancerLink } from "./neuroglancer.js";
 
@@ -105,7 +107,7 @@ class SliceCanvas {
     return null;
   }
 
-  draw(changed) {
+  draw(changed, conflicts = []) {
     const ctx = this.canvas.getContext("2d");
     const { scale, panX, panY } = this.view;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
@@ -127,6 +129,13 @@ class SliceCanvas {
       ctx.strokeRect(panX + rect.c0 * scale, panY + rect.r0 * scale,
                      (rect.c1 - rect.c0) * scale, (rect.r1 - rect.r0) * scale);
     }
+    ctx.strokeStyle = "#e11d48";
+    ctx.setLineDash([4, 3]);
+    for (const rect of conflicts) {
+      ctx.strokeRect(panX + rect.c0 * scale, panY + rect.r0 * scale,
+                     Math.max(1, rect.c1 - rect.c0) * scale, Math.max(1, rect.r1 - rect.r0) * scale);
+    }
+    ctx.setLineDash([]);
   }
 }
 
@@ -145,13 +154,16 @@ export async function arrayPage(app, setCrumbs, repoName, uuid, name) {
     rows: ndim - 2, cols: ndim - 1,
     index: info.bounds.map(([lo, hi]) => Math.max(lo, Math.floor((lo + hi) / 2))),
     label: info.islabel3D, lo: null, hi: null,
-    other: null, diff: null,
+    other: null, diff: null, conflicts: null,
   };
+  // The node shown (the address may name it by a tag, a branch or a prefix).
+  const here = repo.nodes.find((n) => n.uuid === info.Base.DataUUID);
   const view = { scale: 1, panX: 0, panY: 0, fitted: false };
   const main = new SliceCanvas("slice", view);
   const second = new SliceCanvas("slice-other", view);
   const cursor = el("div", { id: "cursor-info", class: "mono" }, "move the pointer over the image");
   const changedList = el("ul", { id: "changed-chunks", class: "mono" });
+  const conflictList = el("ul", { id: "merge-conflicts", class: "mono" });
   const sliders = el("div", { id: "sliders" });
   const loInput = el("input", { id: "contrast-lo", type: "number", step: "any" });
   const hiInput = el("input", { id: "contrast-hi", type: "number", step: "any" });
@@ -159,8 +171,9 @@ export async function arrayPage(app, setCrumbs, repoName, uuid, name) {
   const rowsSel = el("select", { id: "rows-axis" }, names.map((n, i) => el("option", { value: i }, n)));
   const colsSel = el("select", { id: "cols-axis" }, names.map((n, i) => el("option", { value: i }, n)));
   const compareSel = el("select", { id: "compare-version" }, el("option", { value: "" }, "—"),
-    repo.nodes.filter((n) => n.uuid !== uuid).map((n) => el("option", { value: n.uuid },
-      `${n.uuid.slice(0, 8)} ${n.branch} ${n.locked ? n.lock_message : "(open)"}`)));
+    repo.nodes.filter((n) => n.uuid !== info.Base.DataUUID).map((n) => el("option", { value: n.uuid },
+      `${n.uuid.slice(0, 8)} ${n.branch} ${n.locked ? n.lock_message : "(open)"}` +
+      repo.tags.filter((t) => t.uuid === n.uuid).map((t) => ` [tag ${t.name}]`).join(""))));
   const otherWrap = el("div", { class: "view", id: "view-other", hidden: true },
     el("div", { class: "caption", id: "other-caption" }), second.canvas);
   let request = 0;
@@ -179,10 +192,23 @@ export async function arrayPage(app, setCrumbs, repoName, uuid, name) {
                      c1: (k[state.cols] + 1) * chunks[state.cols] - c0 }));
   }
 
+  // Conflict boxes (voxels, numpy order) that cut the displayed plane, in plane offsets.
+  function conflictRects() {
+    if (!state.conflicts || !main.plane) return [];
+    const [r0, c0] = main.plane.origin;
+    return state.conflicts.filter((c) => c.box && c.box.every(([lo, hi], axis) => axis === state.rows
+      || axis === state.cols || (state.index[axis] >= lo && state.index[axis] < hi)))
+      .map((c) => ({ r0: c.box[state.rows][0] - r0, r1: c.box[state.rows][1] - r0,
+                     c0: c.box[state.cols][0] - c0, c1: c.box[state.cols][1] - c0 }));
+  }
+
   function redraw() {
     const rects = changedRects();
-    main.draw(rects);
-    if (state.other) second.draw(rects);
+    const clashes = conflictRects();
+    main.draw(rects, clashes);
+    if (state.other) second.draw(rects, clashes);
+    document.getElementById("conflict-count")?.replaceChildren(state.conflicts
+      ? `${clashes.length} of the merge's ${state.conflicts.length} conflicts cut this plane` : "");
     changedList.replaceChildren(...rects.map((r) => el("li", { class: "changed-chunk" }, `chunk (${r.key.join(", ")})`)));
     document.getElementById("changed-count")?.replaceChildren(
       state.diff ? `${rects.length} changed chunks in this plane (${state.diff.changed.length} in the array)` : "");
@@ -304,8 +330,14 @@ export async function arrayPage(app, setCrumbs, repoName, uuid, name) {
 
   compareSel.addEventListener("change", async () => {
     state.other = compareSel.value || null;
-    state.diff = state.other
-      ? await getJSON(`/api/node/${uuid}/${enc(name)}/diff?other=${state.other}`) : null;
+    state.diff = null;
+    if (state.other) {
+      const diff = await getJSON(`/api/repos/${enc(repoName)}/diff?a=${enc(state.other)}` +
+                                 `&b=${enc(info.Base.DataUUID)}&array=${enc(name)}`);
+      const entry = diff.arrays.find((a) => a.name === name);
+      state.diff = { chunks: info.storage_chunks, truncated: diff.truncated,
+                     changed: entry ? [...entry.added, ...entry.removed, ...entry.modified] : [] };
+    }
     otherWrap.hidden = !state.other;
     document.getElementById("other-caption").textContent = state.other ? `version ${state.other.slice(0, 8)}` : "";
     await load(false);
@@ -351,6 +383,20 @@ export async function arrayPage(app, setCrumbs, repoName, uuid, name) {
       cursor.textContent = `${names.map((n, a) => `${n}=${coords[a]}`).join(" ")}  value=${hit.value}`;
     });
   }
+  // A merge version: the conflicts its parents have (resolved by the merge, or none).
+  const conflictsButton = here && here.parents.length > 1 ? el("button", {
+    type: "button", id: "show-conflicts", onclick: async () => {
+      const found = await getJSON(`/api/repos/${enc(repoName)}/conflicts?versions=` +
+        `${here.parents.join(",")}&array=${enc(name)}`);
+      state.conflicts = found.conflicts.filter((c) => c.kind === "voxels");
+      const other = found.conflicts.filter((c) => c.kind !== "voxels");
+      conflictList.replaceChildren(
+        ...(found.conflicts.length ? [] : [el("li", {}, "the merge had no conflicts in this array")]),
+        ...other.map((c) => el("li", { class: "merge-conflict" }, c.message)),
+        ...state.conflicts.map((c) => el("li", { class: "merge-conflict" },
+          `chunk (${c.chunk.join(", ")}): ${c.voxels} voxels in ${c.box.map(([a, b]) => `${a}:${b}`).join(", ")}`)));
+      redraw();
+    } }, "show merge conflicts") : null;
   const resetButton = el("button", { type: "button", id: "zoom-reset", onclick: () => {
     fit(); main.setDetail(null); second.setDetail(null); redraw();
   } }, "fit");
@@ -374,6 +420,7 @@ export async function arrayPage(app, setCrumbs, repoName, uuid, name) {
       el("label", {}, labelBox, " label colours"),
       resetButton,
       el("label", {}, "compare with version ", compareSel),
+      conflictsButton,
       neuroglancerLink(repoName, uuid, { array: name, compareOf: () => compareSel.value || null })),
     el("p", { class: "muted mono" }, "zarr v3: ", el("code", { id: "zarr-url" }, source)),
     el("div", { class: "views" },
@@ -383,6 +430,8 @@ export async function arrayPage(app, setCrumbs, repoName, uuid, name) {
     cursor,
     el("p", { id: "changed-count" }),
     changedList,
+    el("p", { id: "conflict-count" }),
+    conflictList,
     main.data, second.data);
   buildSliders();
   await load(true);

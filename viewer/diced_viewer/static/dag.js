@@ -28,8 +28,11 @@ export function layout(nodes) {
   }));
 }
 
-// Draw the DAG; `onSelect(uuid)` runs when a node is clicked.
-export function drawDag(nodes, selected, onSelect) {
+// Draw the DAG; `onSelect(uuid)` runs when a node is clicked. A merge node (several
+// parents) gets a ring and an edge from each parent; `tags` ({name, uuid}) label nodes.
+export function drawDag(nodes, selected, onSelect, tags = []) {
+  const tagsOf = new Map();
+  for (const tag of tags) tagsOf.set(tag.uuid, [...(tagsOf.get(tag.uuid) || []), tag.name]);
   const placed = layout(nodes);
   const at = new Map(placed.map((p) => [p.node.uuid, p]));
   const width = Math.max(...placed.map((p) => p.x)) + LANE;
@@ -47,16 +50,26 @@ export function drawDag(nodes, selected, onSelect) {
     const n = p.node;
     const classes = ["node", n.locked ? "locked" : "open"];
     if (n.is_branch_leaf) classes.push("leaf");
+    if (n.parents.length > 1) classes.push("merge");
     if (n.uuid === selected) classes.push("selected");
     const state = n.locked ? `locked: ${n.lock_message}` : "open";
     const title = svg("title", {});
-    title.textContent = `${n.uuid}\nbranch ${n.branch}\nnote: ${n.note}\n${state}`;
+    const merged = n.parents.length > 1 ? `\nmerge of ${n.parents.map((u) => u.slice(0, 8)).join(", ")}` : "";
+    const named = tagsOf.get(n.uuid) || [];
+    title.textContent = `${n.uuid}\nbranch ${n.branch}\nnote: ${n.note}\n${state}${merged}` +
+      named.map((t) => `\ntag ${t}`).join("");
     const group = svg("g", { class: classes.join(" "), "data-uuid": n.uuid, tabindex: 0,
-                             transform: `translate(${p.x},${p.y})` }, title,
-      svg("circle", { r: n.is_branch_leaf ? 11 : 9 }));
-    const label = svg("text", { x: 16, y: 4 });
+                             transform: `translate(${p.x},${p.y})` }, title);
+    if (merged) group.append(svg("circle", { class: "merge-ring", r: 15 }));
+    group.append(svg("circle", { r: n.is_branch_leaf ? 11 : 9 }));
+    const label = svg("text", { x: 18, y: 4 });
     label.textContent = n.uuid.slice(0, 8) + (n.is_branch_leaf ? `  ${n.branch}` : "");
     group.append(label);
+    named.forEach((name, i) => {
+      const badge = svg("text", { class: "tag-badge", x: 18, y: 18 + 13 * i, "data-tag": name });
+      badge.textContent = `tag ${name}`;
+      group.append(badge);
+    });
     group.addEventListener("click", () => onSelect(n.uuid));
     group.addEventListener("keydown", (e) => { if (e.key === "Enter") onSelect(n.uuid); });
     root.append(group);
