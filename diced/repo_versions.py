@@ -30,6 +30,8 @@ from diced.errors import (
     MergeConflictError,
     NotFoundError,
 )
+from diced.progress import TransferProgress
+from diced.pyramid import level_tag
 from diced.versioning import history
 from diced.versioning.chunkindex import ChunkIndex
 from diced.versioning.diff import (
@@ -220,6 +222,10 @@ class RepoVersioning:
         view = self._open(plan.versions[0])
         coders = {name: ChunkCoder(array.zarr) for name, array in plan.arrays.items()
                   if array.pending}
+        # A pyramid level's voxels are recomputed from its merged level 0 at lock_node,
+        # so they never conflict: any side's values do.
+        levels = {name for name, array in plan.arrays.items()
+                  if level_tag(name, array.zarr) is not None}
         pending = [p for p in plan.pending if only is None or (p.array, p.coords) in only]
         sizes = {name: int(c.dtype.itemsize) * _cells(c.unit) for name, c in coders.items()}
         held = [0]
@@ -227,8 +233,9 @@ class RepoVersioning:
 
         def one(p: PendingChunk, advance: Callable[[int], None]) -> tuple[PendingChunk,
                                                                           MergedChunk]:
+            rule = "ours" if p.array in levels else on_conflict
             merged = merge_chunk(coders[p.array], p.array, p.coords, p.base, p.sides,
-                                 view.read_blob, on_conflict, encode=encode)
+                                 view.read_blob, rule, encode=encode)
             data = merged.data
             if data is not None:
                 if store:
@@ -401,9 +408,6 @@ def _progress(label: str, total: int, show: bool | None) -> Iterator[Callable[[i
     if not (sys.stdout.isatty() if show is None else show):
         yield lambda nbytes: None
         return
-    # Imported here: diced.io is a package beside this module that imports DicedRepo.
-    from diced.io.progress import TransferProgress
-
     with TransferProgress(label, total, show=True) as bar:
         yield bar.advance
 
