@@ -402,7 +402,7 @@ def _progress(label: str, total: int, show: bool | None) -> Iterator[Callable[[i
         yield lambda nbytes: None
         return
     # Imported here: diced.io is a package beside this module that imports DicedRepo.
-    from diced.io.progress import TransferProgress
+    from diced.progress import TransferProgress
 
     with TransferProgress(label, total, show=True) as bar:
         yield bar.advance

@@ -17,8 +17,11 @@ SOURCES = [ROOT / "diced", ROOT / "viewer" / "diced_viewer"]
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("faces", ("diced.cli", "diced.cli_io", "diced.cli_", "diced.demo", "diced.dask",
                "diced_viewer", "diced.testing")),
-    ("services", ("diced.io", "diced.lifecycle", "diced.pyramid", "diced.ome")),
+    ("services", ("diced.io", "diced.lifecycle", "diced.ome")),
     ("api", ("diced.store", "diced.repo", "diced.array", "diced")),
+    # Pyramids are derived data the API keeps right: lock_node finishes them and arrays
+    # build them, so they sit below the API (they use chunk access, never DicedArray).
+    ("derived data", ("diced.pyramid", "diced.progress")),
     ("chunk access", ("diced.chunk_access", "diced.chunkio", "diced.zarr_store",
                       "diced.zarr_pipeline", "diced.selection", "diced.codecs",
                       "diced.context", "diced.zarr_")),

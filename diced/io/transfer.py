@@ -39,7 +39,7 @@ from diced.errors import (
     NotFoundError,
 )
 from diced.io.formats import open_destination, open_source
-from diced.io.progress import TransferProgress
+from diced.progress import TransferProgress
 from diced.io.slabs import Slab, plan_slabs, stream
 from diced.io.source import Source
 from diced.repo import DicedRepo

@@ -16,7 +16,7 @@ from rich.console import Console
 from diced import DicedStore
 from diced.cli import main
 from diced.io import import_array
-from diced.io.progress import TransferProgress
+from diced.progress import TransferProgress
 from tests.io.conftest import write_stack
 
 
