@@ -39,9 +39,9 @@ from diced.errors import (
     NotFoundError,
 )
 from diced.io.formats import open_destination, open_source
-from diced.progress import TransferProgress
 from diced.io.slabs import Slab, plan_slabs, stream
 from diced.io.source import Source
+from diced.progress import TransferProgress
 from diced.repo import DicedRepo
 
 __all__ = ["export_array", "import_array"]
