@@ -84,15 +84,22 @@ def _open_remote(location: str, scheme: str, *, permissionfile: str | None, anon
             raise InvalidInputError(f"store location {location!r} names no bucket: "
                                     f"use {scheme}://bucket/prefix")
         extra = "gcs" if scheme in ("gs", "gcs") else "s3"
+        options = dict(storage_options or {})
+        client = options.pop("client", None)
+        if client not in (None, "obstore", "fsspec"):
+            raise InvalidInputError(f"storage_options client={client!r} is not a client: "
+                                    "use 'obstore' or 'fsspec' (see docs/cloud.md)")
         try:
             if extra == "gcs":
+                if client == "obstore":
+                    raise InvalidInputError(
+                        "client='obstore' serves s3:// locations; gs:// locations use gcsfs "
+                        "(see docs/cloud.md, 'Clients')")
                 from diced.backends._gcs import open_gcs
 
                 return open_gcs(bucket, prefix, permissionfile=permissionfile,
-                                anonymous=anonymous, storage_options=storage_options)
-            from diced.backends._s3 import open_s3
-
-            return open_s3(bucket, prefix, anonymous=anonymous, storage_options=storage_options)
+                                anonymous=anonymous, storage_options=options)
+            return _open_s3(bucket, prefix, client, anonymous=anonymous, options=options)
         except ImportError as exc:
             raise StorageError(f"{scheme}:// stores need the {extra} extra: "
                                f"pip install 'diced[{extra}]' ({exc})") from exc
@@ -110,3 +117,30 @@ def _open_remote(location: str, scheme: str, *, permissionfile: str | None, anon
         raise StorageError(f"cannot open store location {location!r}: "
                            f"{type(exc).__name__}: {exc}") from exc
     return FsspecObjectStore(fs, root)
+
+
+def _open_s3(bucket: str, prefix: str, client: str | None, *, anonymous: bool,
+             options: dict[str, Any]) -> ObjectStore:
+    """The S3 backend: obstore unless the fsspec client is asked for, or needed.
+
+    Without an explicit ``client``, options only s3fs understands (and a missing obstore)
+    select s3fs, so every option documented before obstore keeps working.
+    """
+    if client != "fsspec":
+        try:
+            from diced.backends._obstore import UnsupportedOptions, open_s3_obstore
+        except ImportError:
+            if client == "obstore":
+                raise
+        else:
+            try:
+                return open_s3_obstore(bucket, prefix, anonymous=anonymous,
+                                       storage_options=options)
+            except UnsupportedOptions as exc:
+                if client == "obstore":
+                    raise InvalidInputError(
+                        f"storage_options {exc} have no obstore equivalent: drop them, or "
+                        "use the s3fs client with client='fsspec'") from exc
+    from diced.backends._s3 import open_s3
+
+    return open_s3(bucket, prefix, anonymous=anonymous, storage_options=options)
