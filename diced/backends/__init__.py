@@ -91,14 +91,10 @@ def _open_remote(location: str, scheme: str, *, permissionfile: str | None, anon
                                     "use 'obstore' or 'fsspec' (see docs/cloud.md)")
         try:
             if extra == "gcs":
-                if client == "obstore":
-                    raise InvalidInputError(
-                        "client='obstore' serves s3:// locations; gs:// locations use gcsfs "
-                        "(see docs/cloud.md, 'Clients')")
                 from diced.backends._gcs import open_gcs
 
                 return open_gcs(bucket, prefix, permissionfile=permissionfile,
-                                anonymous=anonymous, storage_options=options)
+                                anonymous=anonymous, storage_options=options, client=client)
             return _open_s3(bucket, prefix, client, anonymous=anonymous, options=options)
         except ImportError as exc:
             raise StorageError(f"{scheme}:// stores need the {extra} extra: "

@@ -28,20 +28,92 @@ from obstore.store import S3Store
 from diced.backends._base import ObjectInfo
 from diced.backends._requests import WRITE_ID, PreconditionFailed, RequestObjectStore
 
-__all__ = ["ObstoreObjectStore", "UnsupportedOptions", "open_s3_obstore", "s3_store_options"]
+__all__ = ["ObstoreObjectStore", "ObstoreReads", "UnsupportedOptions", "open_s3_obstore",
+           "s3_store_options"]
 
 #: Fragments of an obstore error message that mark a failure worth sending again: transport
 #: errors, throttling and server errors that outlived object_store's own retries, and S3's
 #: 409 for conditional writes racing on one key.
 _TRANSIENT = ("error sending request", "connection", "timed out", "timeout",
               "status code: 5", "status code: 429", "SlowDown", "ConditionalRequestConflict",
-              "409 Conflict")
+              "status code: 409")
 #: Keys per listing page (S3's maximum).
 _PAGE = 1000
 
 
-class ObstoreObjectStore(RequestObjectStore):
-    """Objects in a bucket under a prefix, through an obstore store (``S3Store``).
+def _status(exc: BaseException, code: int) -> bool:
+    """Whether obstore's error says the server answered with HTTP status ``code``.
+
+    obstore keeps the status in the message only ("... status code: 412 Precondition ..."),
+    next to request ids that may contain any digits.
+    """
+    return f"status code: {code} " in str(exc)
+
+
+class ObstoreReads(RequestObjectStore):
+    """The read primitives over an obstore store (``reader``): fetch, fetch with a version
+    token, list. Mixed into the obstore backend and into the GCS backend's obstore reads.
+
+    ``token_field`` names the object metadata field that is the version token the store's
+    conditional writes compare: ``"e_tag"`` on S3, ``"version"`` (the generation) on GCS.
+    """
+
+    reader: Any
+    url: str
+    token_field = "e_tag"
+
+    # -- primitives (docstrings in RequestObjectStore) ----------------------------------------
+
+    def _fetch(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        if start is None or end is None:
+            return bytes(obstore.get(self.reader, key).bytes())
+        try:
+            return bytes(obstore.get_range(self.reader, key, start=start, end=end))
+        except GenericError as exc:
+            if _status(exc, 416):  # the range starts at or past the end
+                return b""
+            raise
+
+    def _fetch_versioned(self, key: str) -> tuple[bytes, str]:
+        result = obstore.get(self.reader, key)
+        data = bytes(result.bytes())
+        token = result.meta[self.token_field]  # type: ignore[literal-required]
+        if token is None:
+            raise GenericError(f"{self!r} returned {key!r} without its {self.token_field}")
+        return data, str(token)
+
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
+        # object_store lists whole path segments ("a/b" means "a/b/..."), diced's prefixes
+        # are plain strings: list the enclosing segment from just before the prefix (keys
+        # come back in order), keep the keys that start with it, stop after the last one.
+        parent, _, last = prefix.rpartition("/")
+        offset = None
+        if last:
+            offset = (f"{parent}/" if parent else "") + last[:-1] + chr(ord(last[-1]) - 1)
+        try:
+            pages = obstore.list(self.reader, parent or None, offset=offset, chunk_size=_PAGE)
+            for page in pages:
+                for meta in page:
+                    key = meta["path"]
+                    if key.startswith(prefix):
+                        yield ObjectInfo(key, int(meta["size"]),
+                                         meta["last_modified"].timestamp())
+                    elif offset is not None and key > prefix:
+                        return
+        except GenericError as exc:
+            if _status(exc, 404):
+                raise FileNotFoundError(self.url) from exc
+            raise
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, GenericError):
+            message = str(exc)
+            return any(fragment in message for fragment in _TRANSIENT)
+        return super()._is_transient(exc)
+
+
+class ObstoreObjectStore(ObstoreReads):
+    """Objects in an S3 bucket under a prefix, through an obstore ``S3Store``.
 
     Parameters
     ----------
@@ -55,33 +127,11 @@ class ObstoreObjectStore(RequestObjectStore):
     atomic_conditional_writes = True
 
     def __init__(self, store: Any, url: str) -> None:
-        self.store = store
+        self.reader = store
         self.url = url
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
-
-    # -- primitives (docstrings in RequestObjectStore) ----------------------------------------
-
-    def _fetch(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
-        if start is None or end is None:
-            return bytes(obstore.get(self.store, key).bytes())
-        try:
-            return bytes(obstore.get_range(self.store, key, start=start, end=end))
-        except GenericError as exc:
-            if "416" in str(exc):  # the range starts at or past the end
-                return b""
-            raise
-
-    def _fetch_versioned(self, key: str) -> tuple[bytes, str]:
-        result = obstore.get(self.store, key)
-        data = bytes(result.bytes())
-        meta = result.meta
-        # S3 names a version by its ETag (what If-Match compares); GCS by its generation.
-        token = meta["e_tag"] or meta["version"]
-        if token is None:
-            raise GenericError(f"{self!r} returned {key!r} without an ETag")
-        return data, token
 
     def _store(self, key: str, data: bytes, *, if_absent: bool = False,
                if_version: str | None = None, write_id: str | None = None) -> None:
@@ -90,53 +140,24 @@ class ObstoreObjectStore(RequestObjectStore):
         attributes: Any = None if write_id is None else {WRITE_ID: write_id}
         try:
             # One request, never a multipart upload: a single PUT carries the precondition.
-            obstore.put(self.store, key, data, mode=mode, attributes=attributes,
+            obstore.put(self.reader, key, data, mode=mode, attributes=attributes,
                         use_multipart=False)
         except AlreadyExistsError as exc:
-            if "409" in str(exc):  # a racing conditional write or delete: S3 says retry
+            if _status(exc, 409):  # a racing conditional write or delete: S3 says retry
                 raise GenericError(f"ConditionalRequestConflict: {exc}") from exc
             raise PreconditionFailed(key) from exc
         except PreconditionError as exc:
-            if "404" in str(exc):  # If-Match on a missing object
+            if _status(exc, 404):  # If-Match on a missing object
                 raise FileNotFoundError(key) from exc
             raise PreconditionFailed(key) from exc
 
     def _write_id(self, key: str) -> str | None:
-        head = obstore.get(self.store, key, options={"head": True})
+        head = obstore.get(self.reader, key, options={"head": True})
         value = head.attributes.get(WRITE_ID)
         return None if value is None else str(value)
 
     def _remove(self, key: str) -> None:
-        obstore.delete(self.store, key)
-
-    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
-        # object_store lists whole path segments ("a/b" means "a/b/..."), diced's prefixes
-        # are plain strings: list the enclosing segment from just before the prefix (keys
-        # come back in order), keep the keys that start with it, stop after the last one.
-        parent, _, last = prefix.rpartition("/")
-        offset = None
-        if last:
-            offset = (f"{parent}/" if parent else "") + last[:-1] + chr(ord(last[-1]) - 1)
-        try:
-            pages = obstore.list(self.store, parent or None, offset=offset, chunk_size=_PAGE)
-            for page in pages:
-                for meta in page:
-                    key = meta["path"]
-                    if key.startswith(prefix):
-                        yield ObjectInfo(key, int(meta["size"]),
-                                         meta["last_modified"].timestamp())
-                    elif offset is not None and key > prefix:
-                        return
-        except GenericError as exc:
-            if "NoSuchBucket" in str(exc):
-                raise FileNotFoundError(self.url) from exc
-            raise
-
-    def _is_transient(self, exc: BaseException) -> bool:
-        if isinstance(exc, GenericError):
-            message = str(exc)
-            return any(fragment in message for fragment in _TRANSIENT)
-        return isinstance(exc, TimeoutError | ConnectionError)
+        obstore.delete(self.reader, key)
 
 
 class UnsupportedOptions(ValueError):

@@ -79,7 +79,9 @@ def gcs_url() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [_get_binary_path(), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
-         "-port", str(port), "-external-url", url, "-log-level", "error"],
+         "-port", str(port), "-external-url", url,
+         # XML API requests (obstore's reads) are routed by this host
+         "-public-host", f"127.0.0.1:{port}", "-log-level", "error"],
         stdout=subprocess.DEVNULL,
     )
     old = _set_env("STORAGE_EMULATOR_HOST", url)

@@ -13,6 +13,7 @@ import pytest
 
 from diced.backends import ObjectStore, open_backend
 from diced.backends._gcs import GCSObjectStore
+from diced.backends._gcs_obstore import GCSObstoreObjectStore
 from diced.backends._obstore import ObstoreObjectStore
 from diced.backends._requests import RequestObjectStore
 from diced.backends._s3 import S3ObjectStore
@@ -22,8 +23,17 @@ from diced.testing import ObjectStoreTests
 class TestGCSObjectStore(ObjectStoreTests):
     @pytest.fixture
     def store(self, gcs_bucket: str) -> Iterator[ObjectStore]:
+        store = open_backend(f"gs://{gcs_bucket}/prefix", storage_options={"client": "fsspec"})
+        assert type(store) is GCSObjectStore
+        yield store
+        store.close()
+
+
+class TestGCSObstoreObjectStore(ObjectStoreTests):
+    @pytest.fixture
+    def store(self, gcs_bucket: str) -> Iterator[ObjectStore]:
         store = open_backend(f"gs://{gcs_bucket}/prefix")
-        assert isinstance(store, GCSObjectStore)
+        assert isinstance(store, GCSObstoreObjectStore)
         yield store
         store.close()
 
@@ -46,15 +56,13 @@ class TestObstoreS3ObjectStore(ObjectStoreTests):
         store.close()
 
 
-@pytest.fixture(params=["gcs", "s3-fsspec", "s3-obstore"])
+@pytest.fixture(params=["gcs-fsspec", "gcs-obstore", "s3-fsspec", "s3-obstore"])
 def cloud_store(request: pytest.FixtureRequest) -> RequestObjectStore:
     """A fresh store on each emulator, through each client."""
-    if request.param == "gcs":
-        store = open_backend(f"gs://{request.getfixturevalue('gcs_bucket')}/store")
-    else:
-        client = request.param.removeprefix("s3-")
-        store = open_backend(f"s3://{request.getfixturevalue('s3_bucket')}/store",
-                             storage_options={"client": client})
+    cloud, client = request.param.split("-")
+    bucket = request.getfixturevalue(f"{cloud}_bucket")
+    scheme = "gs" if cloud == "gcs" else "s3"
+    store = open_backend(f"{scheme}://{bucket}/store", storage_options={"client": client})
     assert isinstance(store, RequestObjectStore) and store.atomic_conditional_writes
     return store
 
