@@ -16,16 +16,18 @@ backend.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import obstore
 from obstore.exceptions import AlreadyExistsError, GenericError, PreconditionError
 from obstore.store import S3Store
 
-from diced.backends._base import ObjectInfo
+from diced.backends._base import ObjectInfo, check_key
 from diced.backends._requests import WRITE_ID, PreconditionFailed, RequestObjectStore
 
 __all__ = ["ObstoreObjectStore", "ObstoreReads", "UnsupportedOptions", "open_s3_obstore",
@@ -39,6 +41,8 @@ _TRANSIENT = ("error sending request", "connection", "timed out", "timeout",
               "status code: 409")
 #: Keys per listing page (S3's maximum).
 _PAGE = 1000
+
+_T = TypeVar("_T")
 
 
 def _status(exc: BaseException, code: int) -> bool:
@@ -61,6 +65,44 @@ class ObstoreReads(RequestObjectStore):
     reader: Any
     url: str
     token_field = "e_tag"
+    #: Requests of one get_many in flight at once.
+    batch_concurrency = 64
+
+    _loop: _LoopThread | None = None
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        # docstring inherited
+        for key in keys:
+            check_key(key)
+        if len(keys) < 2:
+            return [self.get(key) for key in keys]
+        if self._loop is None:
+            self._loop = _LoopThread()
+        found = self._loop.run(self._get_all(keys))
+        # A failed get is sent again through get(), which retries it and translates errors.
+        return [self.get(key) if isinstance(result, BaseException) else result
+                for key, result in zip(keys, found, strict=True)]
+
+    async def _get_all(self, keys: Sequence[str]) -> list[bytes | BaseException | None]:
+        """Every object at once (obstore's async API: one task each, no thread per get)."""
+        limit = asyncio.Semaphore(self.batch_concurrency)
+
+        async def one(key: str) -> bytes | None:
+            async with limit:
+                try:
+                    result = await obstore.get_async(self.reader, key)
+                    return bytes(await result.bytes_async())
+                except FileNotFoundError:
+                    return None
+
+        return await asyncio.gather(*(one(key) for key in keys), return_exceptions=True)
+
+    def close(self) -> None:
+        # docstring inherited
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
+        super().close()
 
     # -- primitives (docstrings in RequestObjectStore) ----------------------------------------
 
@@ -158,6 +200,28 @@ class ObstoreObjectStore(ObstoreReads):
 
     def _remove(self, key: str) -> None:
         obstore.delete(self.reader, key)
+
+
+class _LoopThread:
+    """An asyncio event loop on a daemon thread, for batches of obstore's async requests.
+
+    Callers may be on any thread, including one running another event loop (zarr's), so
+    batches never run on the caller's own loop.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="diced-obstore",
+                                       daemon=True)
+        self.thread.start()
+
+    def run(self, batch: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(batch, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
 
 
 class UnsupportedOptions(ValueError):

@@ -22,7 +22,8 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from diced.backends._base import ObjectInfo, ObjectStore, Versioned, check_key, content_token
@@ -66,6 +67,10 @@ class RequestObjectStore(ObjectStore):
     #: object with the expected content (each round that loses to a different content ends
     #: the call with False at once).
     swap_rounds = 8
+    #: Requests of one get_many in flight at once.
+    batch_concurrency = 32
+
+    _batch_pool: ThreadPoolExecutor | None = None
 
     # -- primitives: raise the library's exceptions, FileNotFoundError for a missing key ----
 
@@ -182,6 +187,18 @@ class RequestObjectStore(ObjectStore):
         # docstring inherited
         return self._read(key)
 
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        # docstring inherited
+        for key in keys:
+            check_key(key)
+        if len(keys) < 2:
+            return [self.get(key) for key in keys]
+        if self._batch_pool is None:
+            # The library calls are synchronous here: a few threads keep them in flight.
+            self._batch_pool = ThreadPoolExecutor(self.batch_concurrency,
+                                                  thread_name_prefix="diced-get-many")
+        return list(self._batch_pool.map(self.get, keys))
+
     def get_versioned(self, key: str) -> Versioned | None:
         # docstring inherited
         check_key(key)
@@ -252,3 +269,9 @@ class RequestObjectStore(ObjectStore):
     def list_prefix(self, prefix: str) -> Iterator[str]:
         # docstring inherited
         return (info.key for info in self.list_info(prefix))
+
+    def close(self) -> None:
+        # docstring inherited
+        if self._batch_pool is not None:
+            self._batch_pool.shutdown(wait=True)
+            self._batch_pool = None

@@ -1,6 +1,6 @@
 """A latency-adding, request-counting HTTP reverse proxy in front of an object-store emulator.
 
-``python -m benchmarks.proxy --upstream URL --latency-ms 20 --port P`` listens on
+``python -m benchmarks.cloud.proxy --upstream URL --latency-ms 20 --port P`` listens on
 127.0.0.1:P, waits the given latency before forwarding each request to ``URL`` unchanged
 (method, raw path and query, headers, body), and returns the emulator's response unchanged.
 So every request costs a fixed round trip, as to a real bucket, and a client's figures show
@@ -76,7 +76,7 @@ class _Proxy:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the proxy until killed."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.proxy")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cloud.proxy")
     parser.add_argument("--upstream", required=True, help="emulator URL, e.g. http://127.0.0.1:5000")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency-ms", type=float, default=0.0)
