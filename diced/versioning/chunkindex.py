@@ -19,7 +19,8 @@ from __future__ import annotations
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -76,6 +77,7 @@ class PageCache:
     def __init__(self, max_pages: int = 65536) -> None:
         self.max_pages = max_pages
         self._pages: OrderedDict[bytes, Page] = OrderedDict()
+        self._loading: dict[bytes, Future[Page]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: bytes) -> Page | None:
@@ -90,6 +92,36 @@ class PageCache:
             self._pages[key] = page
             if len(self._pages) > self.max_pages:
                 self._pages.popitem(last=False)
+
+    def load(self, key: bytes, fetch: Callable[[], Page]) -> Page:
+        """The page ``key``: cached, or ``fetch()``-ed once however many threads ask at once.
+
+        Threads that miss the same page while one of them fetches it wait for that fetch
+        (a bulk read's first chunks all need the root page; one request is enough).
+        """
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+                return page
+            pending = self._loading.get(key)
+            mine = pending is None
+            if pending is None:
+                pending = self._loading[key] = Future()
+        if not mine:
+            return pending.result()
+        try:
+            page = fetch()
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        else:
+            self.put(key, page)
+            pending.set_result(page)
+            return page
+        finally:
+            with self._lock:
+                del self._loading[key]
 
 
 class ChunkIndex:
@@ -115,19 +147,18 @@ class ChunkIndex:
         return slot
 
     def _page(self, page_digest: bytes) -> Page:
-        page = self.cache.get(page_digest)
-        if page is None:
-            key = keys.page(self.repo, page_digest.hex())
-            data = self.backend.get(key)
-            if data is None:
-                raise StorageError(f"index page {key!r} is missing: the store is damaged; "
-                                   "restore it from a copy (diced fsck lists what is missing)")
-            if digest(data) != page_digest:
-                # Named by its digest: a flipped bit must not turn a chunk into zeros.
-                raise corrupt("index page", key, "its bytes do not match their digest")
-            page = _decode(data, key)
-            self.cache.put(page_digest, page)
-        return page
+        return self.cache.load(page_digest, lambda: self._fetch(page_digest))
+
+    def _fetch(self, page_digest: bytes) -> Page:
+        key = keys.page(self.repo, page_digest.hex())
+        data = self.backend.get(key)
+        if data is None:
+            raise StorageError(f"index page {key!r} is missing: the store is damaged; "
+                               "restore it from a copy (diced fsck lists what is missing)")
+        if digest(data) != page_digest:
+            # Named by its digest: a flipped bit must not turn a chunk into zeros.
+            raise corrupt("index page", key, "its bytes do not match their digest")
+        return _decode(data, key)
 
     def height_for(self, coords: Coords) -> int:
         """Levels needed so that every coordinate of ``coords`` fits."""
