@@ -91,10 +91,8 @@ def _open_remote(location: str, scheme: str, *, permissionfile: str | None, anon
                                     "use 'obstore' or 'fsspec' (see docs/cloud.md)")
         try:
             if extra == "gcs":
-                from diced.backends._gcs import open_gcs
-
-                return open_gcs(bucket, prefix, permissionfile=permissionfile,
-                                anonymous=anonymous, storage_options=options, client=client)
+                return _open_gcs(bucket, prefix, client, permissionfile=permissionfile,
+                                 anonymous=anonymous, options=options)
             return _open_s3(bucket, prefix, client, anonymous=anonymous, options=options)
         except ImportError as exc:
             raise StorageError(f"{scheme}:// stores need the {extra} extra: "
@@ -113,6 +111,31 @@ def _open_remote(location: str, scheme: str, *, permissionfile: str | None, anon
         raise StorageError(f"cannot open store location {location!r}: "
                            f"{type(exc).__name__}: {exc}") from exc
     return FsspecObjectStore(fs, root)
+
+
+def _open_gcs(bucket: str, prefix: str, client: str | None, *, permissionfile: str | None,
+              anonymous: bool, options: dict[str, Any]) -> ObjectStore:
+    """The GCS backend: reads through obstore unless the fsspec client is asked for, or
+    an option needs gcsfs for every request; uploads always through gcsfs."""
+    from diced.backends._gcs import GCSObjectStore, gcs_filesystem
+
+    fs = gcs_filesystem(permissionfile=permissionfile, anonymous=anonymous,
+                        storage_options=options)
+    if client != "fsspec":
+        try:
+            from diced.backends._gcs_obstore import READ_OPTIONS, GCSObstoreObjectStore
+        except ImportError:
+            if client == "obstore":
+                raise
+        else:
+            unsupported = sorted(set(options) - READ_OPTIONS)
+            if not unsupported:
+                return GCSObstoreObjectStore(fs, bucket, prefix)
+            if client == "obstore":
+                raise InvalidInputError(
+                    f"storage_options {', '.join(unsupported)} have no obstore equivalent: "
+                    "drop them, or use client='fsspec'")
+    return GCSObjectStore(fs, bucket, prefix)
 
 
 def _open_s3(bucket: str, prefix: str, client: str | None, *, anonymous: bool,

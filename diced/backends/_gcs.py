@@ -1,6 +1,6 @@
 """Google Cloud Storage backend: gcsfs's authenticated session, GCS's JSON API requests.
 
-:func:`open_gcs` serves reads through obstore where it can (:mod:`diced.backends._gcs_obstore`).
+Its reads can go through obstore instead (:mod:`diced.backends._gcs_obstore`).
 """
 
 from __future__ import annotations
@@ -20,17 +20,15 @@ from gcsfs.retry import HttpError, errs
 
 from diced.backends._base import ObjectInfo
 from diced.backends._fsspec import WRITE_ID, BucketObjectStore, PreconditionFailed, modified_time
-from diced.errors import InvalidInputError
 
-__all__ = ["GCSObjectStore", "open_gcs"]
+__all__ = ["GCSObjectStore", "gcs_filesystem"]
 
 _BOUNDARY = "diced-multipart-boundary"
 
 
-def open_gcs(bucket: str, prefix: str, *, permissionfile: str | None = None,
-             anonymous: bool = False, storage_options: Mapping[str, Any] | None = None,
-             client: str | None = None) -> GCSObjectStore:
-    """A GCS store in ``bucket`` under ``prefix``.
+def gcs_filesystem(*, permissionfile: str | None = None, anonymous: bool = False,
+                   storage_options: Mapping[str, Any] | None = None) -> Any:
+    """The gcsfs filesystem for a GCS store, with its credentials.
 
     Credentials: the service-account key file ``permissionfile``; none at all with
     ``anonymous`` (public buckets, and emulators); otherwise Google's default credentials
@@ -38,36 +36,13 @@ def open_gcs(bucket: str, prefix: str, *, permissionfile: str | None = None,
     ``STORAGE_EMULATOR_HOST`` names an emulator and no credentials are given, access is
     anonymous, as Google's own client libraries do. ``storage_options`` go to
     :class:`gcsfs.GCSFileSystem` unchanged (``endpoint_url``, ``project``, ...).
-
-    Reads go through obstore when it is installed and the options allow it (``client``
-    ``None`` or ``"obstore"``), else through gcsfs (``"fsspec"``); uploads always use gcsfs.
-
-    Raises
-    ------
-    InvalidInputError
-        ``client="obstore"`` with options obstore's reads cannot honour.
     """
     options = dict(storage_options or {})
     if permissionfile is not None:
         options["token"] = os.path.expanduser(permissionfile)
     elif anonymous or ("token" not in options and os.environ.get("STORAGE_EMULATOR_HOST")):
         options["token"] = "anon"
-    fs = fsspec.filesystem("gcs", **options)
-    if client == "fsspec":
-        return GCSObjectStore(fs, bucket, prefix)
-    try:
-        from diced.backends._gcs_obstore import READ_OPTIONS, GCSObstoreObjectStore
-    except ImportError:
-        if client == "obstore":
-            raise
-        return GCSObjectStore(fs, bucket, prefix)
-    unsupported = sorted(set(options) - READ_OPTIONS)
-    if unsupported and client == "obstore":
-        raise InvalidInputError(f"storage_options {', '.join(unsupported)} have no obstore "
-                                "equivalent: drop them, or use client='fsspec'")
-    if unsupported:
-        return GCSObjectStore(fs, bucket, prefix)
-    return GCSObstoreObjectStore(fs, bucket, prefix)
+    return fsspec.filesystem("gcs", **options)
 
 
 class GCSObjectStore(BucketObjectStore):

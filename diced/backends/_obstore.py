@@ -28,7 +28,7 @@ from obstore.exceptions import AlreadyExistsError, GenericError, PreconditionErr
 from obstore.store import S3Store
 
 from diced.backends._base import ObjectInfo, check_key
-from diced.backends._requests import WRITE_ID, PreconditionFailed, RequestObjectStore
+from diced.backends._requests import LAZY_INIT, WRITE_ID, PreconditionFailed, RequestObjectStore
 
 __all__ = ["ObstoreObjectStore", "ObstoreReads", "UnsupportedOptions", "open_s3_obstore",
            "s3_store_options"]
@@ -76,9 +76,11 @@ class ObstoreReads(RequestObjectStore):
             check_key(key)
         if len(keys) < 2:
             return [self.get(key) for key in keys]
-        if self._loop is None:
-            self._loop = _LoopThread()
-        found = self._loop.run(self._get_all(keys))
+        with LAZY_INIT:
+            if self._loop is None:
+                self._loop = _LoopThread()
+            loop = self._loop
+        found = loop.run(self._get_all(keys))
         # A failed get is sent again through get(), which retries it and translates errors.
         return [self.get(key) if isinstance(result, BaseException) else result
                 for key, result in zip(keys, found, strict=True)]
@@ -99,9 +101,10 @@ class ObstoreReads(RequestObjectStore):
 
     def close(self) -> None:
         # docstring inherited
-        if self._loop is not None:
-            self._loop.stop()
-            self._loop = None
+        with LAZY_INIT:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.stop()
         super().close()
 
     # -- primitives (docstrings in RequestObjectStore) ----------------------------------------

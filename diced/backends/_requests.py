@@ -20,6 +20,7 @@ landed and the call reports success.
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -29,12 +30,14 @@ from typing import Any, TypeVar
 from diced.backends._base import ObjectInfo, ObjectStore, Versioned, check_key, content_token
 from diced.errors import DicedException, StorageError
 
-__all__ = ["WRITE_ID", "PreconditionFailed", "RequestObjectStore"]
+__all__ = ["LAZY_INIT", "WRITE_ID", "PreconditionFailed", "RequestObjectStore"]
 
 _T = TypeVar("_T")
 
 #: Custom-metadata field holding the id of the conditional write that produced an object.
 WRITE_ID = "diced-write-id"
+#: Guards the lazy creation of a store's batch machinery (get_many may race on threads).
+LAZY_INIT = threading.Lock()
 
 
 class PreconditionFailed(Exception):
@@ -193,11 +196,13 @@ class RequestObjectStore(ObjectStore):
             check_key(key)
         if len(keys) < 2:
             return [self.get(key) for key in keys]
-        if self._batch_pool is None:
-            # The library calls are synchronous here: a few threads keep them in flight.
-            self._batch_pool = ThreadPoolExecutor(self.batch_concurrency,
-                                                  thread_name_prefix="diced-get-many")
-        return list(self._batch_pool.map(self.get, keys))
+        with LAZY_INIT:
+            if self._batch_pool is None:
+                # The library calls are synchronous here: a few threads keep them in flight.
+                self._batch_pool = ThreadPoolExecutor(self.batch_concurrency,
+                                                      thread_name_prefix="diced-get-many")
+            pool = self._batch_pool
+        return list(pool.map(self.get, keys))
 
     def get_versioned(self, key: str) -> Versioned | None:
         # docstring inherited
@@ -272,6 +277,7 @@ class RequestObjectStore(ObjectStore):
 
     def close(self) -> None:
         # docstring inherited
-        if self._batch_pool is not None:
-            self._batch_pool.shutdown(wait=True)
-            self._batch_pool = None
+        with LAZY_INIT:
+            pool, self._batch_pool = self._batch_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)

@@ -31,7 +31,7 @@ def test_s3_uses_obstore_unless_told_or_an_option_needs_s3fs(s3_bucket: str) -> 
                       S3ObjectStore)
     s3fs_only = {"config_kwargs": {"max_pool_connections": 20}}
     assert isinstance(open_backend(location, storage_options=s3fs_only), S3ObjectStore)
-    with pytest.raises(InvalidInputError, match="config_kwargs.*client='fsspec'"):
+    with pytest.raises(InvalidInputError, match=r"config_kwargs.*client='fsspec'"):
         open_backend(location, storage_options={**s3fs_only, "client": "obstore"})
     with pytest.raises(InvalidInputError, match="not a client"):
         open_backend(location, storage_options={"client": "boto"})
