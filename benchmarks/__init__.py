@@ -4,6 +4,8 @@
 workload × repetition in a fresh subprocess, on the same local disk with the same chunk
 shape and codec, and prints (or writes, with ``--out``) a markdown table of medians with
 ratios to TensorStore and to plain zarr. See docs/benchmarks.md for how to read it.
+``python -m benchmarks --cloud`` runs the cloud benchmark instead (:mod:`benchmarks.cloud`:
+the same data on emulated S3 and GCS behind latency proxies).
 
 Modules, one concern each:
 

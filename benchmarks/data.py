@@ -7,12 +7,12 @@ writes exactly the same bytes at the same places.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.plan import Layout, Plan
+from benchmarks.plan import Layout
 from diced.demo import synthetic_volume
 
 __all__ = ["ARRAYS", "Box", "aligned_boxes", "box_of_chunk", "distinct_chunks",
@@ -21,6 +21,18 @@ __all__ = ["ARRAYS", "Box", "aligned_boxes", "box_of_chunk", "distinct_chunks",
 
 #: A rectangular selection: one slice per axis.
 Box = tuple[slice, ...]
+
+
+class Plan(Protocol):
+    """What the data depends on: the volumes' edge, the chunk edge and the seed (the local
+    :class:`benchmarks.plan.Plan` and the cloud plan both have them)."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def chunk(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
 
 #: The benchmark arrays and their dtypes: a realistic image and a label volume.
 ARRAYS: dict[str, np.dtype[Any]] = {"image": np.dtype(np.uint8), "labels": np.dtype(np.uint64)}

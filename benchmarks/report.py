@@ -216,17 +216,18 @@ def render(run: Run, command: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_document(path: Path, section: str) -> None:
-    """Put ``section`` between the markers of ``path``, keeping the text around them.
+def write_document(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``section`` between the markers ``begin`` and ``end`` of ``path``, keeping the
+    text around them (the cloud section has markers of its own).
 
     A file without the markers gets them (and the section) appended; a new file gets a
     heading first.
     """
-    block = f"{BEGIN}\n\n{section}\n{END}"
+    block = f"{begin}\n\n{section}\n{end}"
     text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     elif text:
         text = f"{text.rstrip()}\n\n{block}\n"
     else:

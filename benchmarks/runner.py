@@ -36,7 +36,7 @@ from benchmarks.measures import (
 from benchmarks.plan import Layout, Plan, Task
 from benchmarks.systems import SYSTEMS
 
-__all__ = ["Figure", "Run", "run"]
+__all__ = ["Figure", "Run", "run", "run_worker"]
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 _VERSIONED = ("diced-open", "diced-locked", "icechunk")
@@ -84,9 +84,19 @@ class _State:
 def _run_worker(task: Task, scratch: Path, timeout: float) -> tuple[dict[str, Any] | None, str]:
     """Run ``task`` in a fresh interpreter; return its result, or None and the reason."""
     name = f"{task.workload}-{task.system}-{task.array}-{task.depth}-{task.stored}-{task.rep}"
+    return run_worker(name, task.to_json(), scratch, timeout)
+
+
+def run_worker(name: str, task: dict[str, Any], scratch: Path, timeout: float,
+               env: dict[str, str] | None = None) -> tuple[dict[str, Any] | None, str]:
+    """Run the task ``task`` (as JSON) in a fresh ``python -m benchmarks.worker``.
+
+    Returns its result, or None and the reason it failed. ``name`` names the task's files
+    in ``scratch``; ``env`` adds to the environment.
+    """
     task_file, result_file = scratch / f"{name}.task.json", scratch / f"{name}.result.json"
-    task_file.write_text(json.dumps(task.to_json()))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    task_file.write_text(json.dumps(task))
+    env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(
         [str(_REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     try:
         proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", str(task_file),

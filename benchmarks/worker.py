@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.worker TASK.json RESULT.json``. A fresh interpreter per task keeps
 one system's caches, thread pools and allocator state from colouring another's figures.
-A failure exits non-zero with the traceback on stderr; the runner reports it.
+A failure exits non-zero with the traceback on stderr; the runner reports it. Tasks of the
+cloud benchmark (:mod:`benchmarks.cloud`) name their cloud and run its workloads.
 """
 
 from __future__ import annotations
@@ -20,8 +21,16 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m benchmarks.worker TASK.json RESULT.json", file=sys.stderr)
         return 2
-    task = Task.from_json(json.loads(Path(argv[0]).read_text()))
-    samples, info = RUNNERS[task.workload](task)
+    data = json.loads(Path(argv[0]).read_text())
+    if "cloud" in data:
+        from benchmarks.cloud.plan import CloudTask
+        from benchmarks.cloud.workloads import CLOUD_RUNNERS
+
+        cloud_task = CloudTask.from_json(data)
+        samples, info = CLOUD_RUNNERS[cloud_task.workload](cloud_task)
+    else:
+        task = Task.from_json(data)
+        samples, info = RUNNERS[task.workload](task)
     Path(argv[1]).write_text(json.dumps({"samples": samples, "info": info}))
     return 0
 

@@ -162,7 +162,13 @@ class ChunkAccess:
         listings = 1 if firsts is None else len(firsts)
         if not view.backend.remote or len(todo) < LIST_POINTERS_AT * listings:
             return lambda coords: view.chunk_state(info, coords).digest
-        written = view.pointer_coords(info, firsts)
+        if firsts is None:
+            written = view.pointer_coords(info)
+        else:  # one listing per slab, all in flight at once
+            slabs: list[set[Coords]] = []
+            self.run(lambda first: slabs.append(view.pointer_coords(info, {first})),
+                     sorted(firsts))
+            written = set().union(*slabs)
 
         def resolve(coords: Coords) -> bytes | None:
             if coords in written:

@@ -120,3 +120,70 @@ def test_a_rerun_replaces_only_the_generated_section(tmp_path: Path) -> None:
     fresh = tmp_path / "new.md"
     write_document(fresh, "first")
     assert fresh.read_text().startswith("# diced benchmarks") and "first" in fresh.read_text()
+
+
+# -- python -m benchmarks --cloud --quick ---------------------------------------------------
+
+CLOUD_SYSTEMS = {"diced·locked": "diced", "zarr (obstore)": "obstore"}
+
+
+@pytest.fixture(scope="module")
+def cloud_quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """Two systems on the S3 emulator behind its +20 ms proxy: the cloud harness end to end."""
+    pytest.importorskip("moto.server")
+    base = tmp_path_factory.mktemp("cloud-bench")
+    out = base / "b.md"
+    out.write_text(f"# Benchmarks\n\n{BEGIN}\nlocal table\n{END}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--cloud", "--quick", "--clouds", "s3",
+         "--systems", "diced-locked,zarr-obstore", "--out", str(out),
+         "--workdir", str(base / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout, out
+
+
+def _cloud_rows(text: str) -> dict[str, dict[str, str]]:
+    """The medians table of the cloud section: measure → system label → cell."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| workload · measure |"))
+    header = [cell.strip() for cell in lines[start].strip("|").split("|")]
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        rows[cells["workload · measure"]] = cells
+    return rows
+
+
+def test_cloud_quick_run_keeps_the_local_section(cloud_quick_run: tuple[str, Path]) -> None:
+    from benchmarks.cloud.report import CLOUD_BEGIN, CLOUD_END
+
+    text = cloud_quick_run[1].read_text()
+    assert f"{BEGIN}\nlocal table\n{END}" in text
+    assert CLOUD_BEGIN in text and CLOUD_END in text
+    assert "`python -m benchmarks --cloud --quick --clouds s3 " in text
+    assert "| cloud | workload | target |" in text
+
+
+def test_cloud_figures_are_measured_for_every_system(cloud_quick_run: tuple[str, Path]) -> None:
+    rows = _cloud_rows(cloud_quick_run[1].read_text())
+    groups = ("bulk write · image 128³", "bulk write · labels 128³", "bulk read · image 128³",
+              "bulk read · labels 128³", "random reads · 10 × 64³ chunks", "read 27 chunks")
+    for group in groups:
+        found = [cells for measure, cells in rows.items() if group in measure]
+        assert found, group
+        for cells in found:
+            for label, package in CLOUD_SYSTEMS.items():
+                if importlib.util.find_spec(package) is not None:
+                    assert float(cells[label]) > 0, (group, label)
+
+
+def test_cloud_request_counts_come_from_the_proxy(cloud_quick_run: tuple[str, Path]) -> None:
+    """27 chunks: zarr reads 27 objects; diced·locked 27 blobs and its one index page."""
+    rows = _cloud_rows(cloud_quick_run[1].read_text())
+    count = next(cells for measure, cells in rows.items() if "read 27 chunks" in measure)
+    assert float(count["diced·locked"]) == 28
+    if importlib.util.find_spec("obstore") is not None:
+        assert float(count["zarr (obstore)"]) == 27

@@ -6,6 +6,7 @@ request a bucket would receive (a listing counts once, however many pages it has
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,6 +79,32 @@ def test_locked_read(tmp_path: Path, k: int) -> None:
         requests.reset()
         arr[_box(k)]
         assert dict(requests.calls) == {"get": k}  # pages are cached: blobs only
+
+
+def test_a_locked_read_fetches_each_index_page_once(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # 10³ chunks: a two-level tree (a root and 8 leaf pages of 8³ chunks). The read's
+    # threads all miss the root, then the leaves, at once; one request fetches each.
+    location = str(tmp_path / "store")
+    volume = np.random.default_rng(0).integers(0, 255, size=(80, 80, 80), dtype=np.uint8)
+    with DicedStore(location) as store:
+        repo = store.create_repo("r")
+        repo.create_array("a", np.uint8, shape=volume.shape, chunks=(8, 8, 8))[...] = volume
+        repo.lock_node("locked")
+    with DicedStore(location) as store:
+        requests = count_requests(store)
+        get = requests.inner.get
+
+        def slow_get(key: str) -> bytes | None:
+            time.sleep(0.002)  # a bucket's round trip, so that the threads' misses overlap
+            return get(key)
+
+        monkeypatch.setattr(requests.inner, "get", slow_get)
+        arr = store.open_repo("r").get_array("a")
+        requests.reset()
+        assert (arr[...] == volume).all()
+        assert dict(requests.calls) == {"get": 1000 + 9}
+        assert max(requests.reads.values()) == 1
 
 
 def test_lock_and_branch(counted: tuple[DicedStore, CountingObjectStore]) -> None:

@@ -84,15 +84,16 @@ def _open_remote(location: str, scheme: str, *, permissionfile: str | None, anon
             raise InvalidInputError(f"store location {location!r} names no bucket: "
                                     f"use {scheme}://bucket/prefix")
         extra = "gcs" if scheme in ("gs", "gcs") else "s3"
+        options = dict(storage_options or {})
+        client = options.pop("client", None)
+        if client not in (None, "obstore", "fsspec"):
+            raise InvalidInputError(f"storage_options client={client!r} is not a client: "
+                                    "use 'obstore' or 'fsspec' (see docs/cloud.md)")
         try:
             if extra == "gcs":
-                from diced.backends._gcs import open_gcs
-
-                return open_gcs(bucket, prefix, permissionfile=permissionfile,
-                                anonymous=anonymous, storage_options=storage_options)
-            from diced.backends._s3 import open_s3
-
-            return open_s3(bucket, prefix, anonymous=anonymous, storage_options=storage_options)
+                return _open_gcs(bucket, prefix, client, permissionfile=permissionfile,
+                                 anonymous=anonymous, options=options)
+            return _open_s3(bucket, prefix, client, anonymous=anonymous, options=options)
         except ImportError as exc:
             raise StorageError(f"{scheme}:// stores need the {extra} extra: "
                                f"pip install 'diced[{extra}]' ({exc})") from exc
@@ -110,3 +111,55 @@ def _open_remote(location: str, scheme: str, *, permissionfile: str | None, anon
         raise StorageError(f"cannot open store location {location!r}: "
                            f"{type(exc).__name__}: {exc}") from exc
     return FsspecObjectStore(fs, root)
+
+
+def _open_gcs(bucket: str, prefix: str, client: str | None, *, permissionfile: str | None,
+              anonymous: bool, options: dict[str, Any]) -> ObjectStore:
+    """The GCS backend: reads through obstore unless the fsspec client is asked for, or
+    an option needs gcsfs for every request; uploads always through gcsfs."""
+    from diced.backends._gcs import GCSObjectStore, gcs_filesystem
+
+    fs = gcs_filesystem(permissionfile=permissionfile, anonymous=anonymous,
+                        storage_options=options)
+    if client != "fsspec":
+        try:
+            from diced.backends._gcs_obstore import READ_OPTIONS, GCSObstoreObjectStore
+        except ImportError:
+            if client == "obstore":
+                raise
+        else:
+            unsupported = sorted(set(options) - READ_OPTIONS)
+            if not unsupported:
+                return GCSObstoreObjectStore(fs, bucket, prefix)
+            if client == "obstore":
+                raise InvalidInputError(
+                    f"storage_options {', '.join(unsupported)} have no obstore equivalent: "
+                    "drop them, or use client='fsspec'")
+    return GCSObjectStore(fs, bucket, prefix)
+
+
+def _open_s3(bucket: str, prefix: str, client: str | None, *, anonymous: bool,
+             options: dict[str, Any]) -> ObjectStore:
+    """The S3 backend: obstore unless the fsspec client is asked for, or needed.
+
+    Without an explicit ``client``, options only s3fs understands (and a missing obstore)
+    select s3fs, so every option documented before obstore keeps working.
+    """
+    if client != "fsspec":
+        try:
+            from diced.backends._obstore import UnsupportedOptions, open_s3_obstore
+        except ImportError:
+            if client == "obstore":
+                raise
+        else:
+            try:
+                return open_s3_obstore(bucket, prefix, anonymous=anonymous,
+                                       storage_options=options)
+            except UnsupportedOptions as exc:
+                if client == "obstore":
+                    raise InvalidInputError(
+                        f"storage_options {exc} have no obstore equivalent: drop them, or "
+                        "use the s3fs client with client='fsspec'") from exc
+    from diced.backends._s3 import open_s3
+
+    return open_s3(bucket, prefix, anonymous=anonymous, storage_options=options)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import xxhash
@@ -105,6 +105,14 @@ class ObjectStore(ABC):
 
         A concurrent put is seen entirely or not at all, never torn.
         """
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """``[get(key) for key in keys]``: each object, or ``None`` where it is missing.
+
+        Remote backends send the requests concurrently (one round trip for the batch rather
+        than one per key). Each object is read atomically; the batch is not a snapshot.
+        """
+        return [self.get(key) for key in keys]
 
     @abstractmethod
     def get_versioned(self, key: str) -> Versioned | None:

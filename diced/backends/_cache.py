@@ -6,7 +6,7 @@ import fcntl
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 import xxhash
@@ -213,6 +213,21 @@ class CachedObjectStore(ForwardingObjectStore):
             if data is not None:
                 self._admit(path, data)
         return data
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        # docstring inherited
+        found: dict[str, bytes | None] = {}
+        for key in keys:
+            if self.is_immutable(key):
+                cached = self._load(self._path(key))
+                if cached is not None:
+                    found[key] = cached
+        missing = [key for key in dict.fromkeys(keys) if key not in found]
+        for key, data in zip(missing, self.inner.get_many(missing), strict=True):
+            if data is not None and self.is_immutable(key):
+                self._admit(self._path(key), data)
+            found[key] = data
+        return [found[key] for key in keys]
 
     def get_range(self, key: str, start: int, length: int) -> bytes | None:
         # docstring inherited

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from diced.backends._base import ObjectInfo, ObjectStore, Versioned
 
@@ -21,6 +21,10 @@ class ForwardingObjectStore(ObjectStore):
     def get(self, key: str) -> bytes | None:
         # docstring inherited
         return self.inner.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        # docstring inherited
+        return self.inner.get_many(keys)
 
     def get_versioned(self, key: str) -> Versioned | None:
         # docstring inherited

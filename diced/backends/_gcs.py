@@ -1,4 +1,7 @@
-"""Google Cloud Storage backend: gcsfs's authenticated session, GCS's JSON API requests."""
+"""Google Cloud Storage backend: gcsfs's authenticated session, GCS's JSON API requests.
+
+Its reads can go through obstore instead (:mod:`diced.backends._gcs_obstore`).
+"""
 
 from __future__ import annotations
 
@@ -18,15 +21,14 @@ from gcsfs.retry import HttpError, errs
 from diced.backends._base import ObjectInfo
 from diced.backends._fsspec import WRITE_ID, BucketObjectStore, PreconditionFailed, modified_time
 
-__all__ = ["GCSObjectStore", "open_gcs"]
+__all__ = ["GCSObjectStore", "gcs_filesystem"]
 
 _BOUNDARY = "diced-multipart-boundary"
 
 
-def open_gcs(bucket: str, prefix: str, *, permissionfile: str | None = None,
-             anonymous: bool = False, storage_options: Mapping[str, Any] | None = None
-             ) -> GCSObjectStore:
-    """A GCS store in ``bucket`` under ``prefix``.
+def gcs_filesystem(*, permissionfile: str | None = None, anonymous: bool = False,
+                   storage_options: Mapping[str, Any] | None = None) -> Any:
+    """The gcsfs filesystem for a GCS store, with its credentials.
 
     Credentials: the service-account key file ``permissionfile``; none at all with
     ``anonymous`` (public buckets, and emulators); otherwise Google's default credentials
@@ -40,7 +42,7 @@ def open_gcs(bucket: str, prefix: str, *, permissionfile: str | None = None,
         options["token"] = os.path.expanduser(permissionfile)
     elif anonymous or ("token" not in options and os.environ.get("STORAGE_EMULATOR_HOST")):
         options["token"] = "anon"
-    return GCSObjectStore(fsspec.filesystem("gcs", **options), bucket, prefix)
+    return fsspec.filesystem("gcs", **options)
 
 
 class GCSObjectStore(BucketObjectStore):

@@ -143,6 +143,17 @@ class ObjectStoreTests:
 
     # -- put and get -------------------------------------------------------------------------
 
+    def test_get_many_returns_each_object_in_order(self, writable_store: ObjectStore) -> None:
+        keys = [f"many/{i:03d}" for i in range(40)]
+        for i, key in enumerate(keys[::2]):
+            writable_store.put(key, b"v%d" % i)
+        asked = [*keys, "many/000", "no/such/key"]
+        got = writable_store.get_many(asked)
+        assert got == [writable_store.get(key) for key in asked]
+        assert got[0] == b"v0" and got[1] is None and got[-1] is None
+        assert all(data is None or type(data) is bytes for data in got)
+        assert writable_store.get_many([]) == []
+
     def test_put_then_get_returns_bytes(self, writable_store: ObjectStore) -> None:
         writable_store.put("k", PAYLOAD)
         got = writable_store.get("k")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from diced.backends import ObjectStore
@@ -42,6 +42,13 @@ class CountingObjectStore(ForwardingObjectStore):
         self.reads[key] += 1
         self.calls["get"] += 1
         return self.inner.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        # docstring inherited
+        for key in keys:  # one request per key, sent together
+            self.reads[key] += 1
+        self.calls["get"] += len(keys)
+        return self.inner.get_many(keys)
 
     def get_versioned(self, key: str) -> Versioned | None:
         # docstring inherited

@@ -244,11 +244,19 @@ class NodeView:
             return {}
         prefix = keys.array_entries_prefix(self.repo, self.uuid)
         entries = {}
-        for key in self.backend.list_prefix(prefix):
-            data = self.backend.get(key)
+        for key, data in self._listed(prefix):
             if data is not None:
                 entries[key[len(prefix):]] = ArrayEntry.from_bytes(data, key)
         return entries
+
+    def _listed(self, prefix: str) -> list[tuple[str, bytes | None]]:
+        """Every object under ``prefix`` with its bytes (``None``: deleted since listed).
+
+        One listing, then one batch of gets: on a bucket the gets travel together instead
+        of one round trip each (a lock reads every pointer of the node this way).
+        """
+        found = list(self.backend.list_prefix(prefix))
+        return list(zip(found, self.backend.get_many(found), strict=True))
 
     def _info(self, name: str, entry: ArrayEntry | None) -> ArrayInfo | None:
         base = self.base.arrays.get(name)
@@ -431,9 +439,8 @@ class NodeView:
         """This open node's chunk pointers: coordinates → digest (``None``: fill value)."""
         prefix = keys.chunk_pointers_prefix(self.repo, self.uuid, info.id)
         pointers = {}
-        for key in self.backend.list_prefix(prefix):
+        for key, data in self._listed(prefix):
             coords = keys.chunk_pointer_coords(key, prefix, info.ndim)
-            data = self.backend.get(key)
             if data is not None:
                 pointers[coords] = _pointer_digest(data, key)
         return pointers
@@ -470,8 +477,7 @@ class NodeView:
         found = {n: bytes.fromhex(h) for n, h in self.base.files.items()}
         if not self.locked:
             prefix = keys.file_pointers_prefix(self.repo, self.uuid)
-            for key in self.backend.list_prefix(prefix):
-                pointer = self.backend.get(key)
+            for key, pointer in self._listed(prefix):
                 name = keys.decode_name(key[len(prefix):])
                 if pointer is None:
                     continue

@@ -22,11 +22,13 @@ os.environ.update({
 
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -77,7 +79,9 @@ def gcs_url() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [_get_binary_path(), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
-         "-port", str(port), "-external-url", url, "-log-level", "error"],
+         "-port", str(port), "-external-url", url,
+         # XML API requests (obstore's reads) are routed by this host
+         "-public-host", f"127.0.0.1:{port}", "-log-level", "error"],
         stdout=subprocess.DEVNULL,
     )
     old = _set_env("STORAGE_EMULATOR_HOST", url)
@@ -90,10 +94,37 @@ def gcs_url() -> Iterator[str]:
         server.wait()
 
 
+def _serialize_moto_writes() -> None:
+    """Make moto's object writes atomic, as S3's are.
+
+    moto checks a conditional put's precondition and then stores the object, without a
+    lock, on the server's request threads: two racing ``If-Match`` writes can both pass.
+    Real S3 decides each conditional write atomically; a client that sends requests truly
+    in parallel (obstore, off the GIL) hits moto's window, so object writes and deletes
+    run one at a time here (moto is a Python server: they never ran in parallel anyway).
+    """
+    from moto.s3.responses import S3Response
+
+    if getattr(S3Response, "_diced_serialized", False):
+        return
+    lock = threading.Lock()
+    for name in ("_key_response_put", "_key_response_delete"):
+        handler = getattr(S3Response, name)
+
+        def serialized(self: Any, *args: Any, _handler: Any = handler, **kwargs: Any) -> Any:
+            with lock:
+                return _handler(self, *args, **kwargs)
+
+        setattr(S3Response, name, serialized)
+    S3Response._diced_serialized = True  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def s3_url() -> Iterator[str]:
-    """URL of a moto S3 server for the whole session."""
+    """URL of a moto S3 server for the whole session (writes made atomic, as on S3)."""
     from moto.server import ThreadedMotoServer
+
+    _serialize_moto_writes()
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"

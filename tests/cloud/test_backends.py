@@ -1,4 +1,4 @@
-"""The GCS and S3 backends against the conformance kit, on fake-gcs-server and moto.
+"""The GCS and S3 backends (both S3 clients) against the conformance kit, on the emulators.
 
 Also checks what the kit cannot: a conditional write whose response is lost and which is
 sent again reports its own success, not a conflict; real conflicts still report False.
@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from diced.backends import ObjectStore, open_backend
-from diced.backends._fsspec import FsspecObjectStore
 from diced.backends._gcs import GCSObjectStore
+from diced.backends._gcs_obstore import GCSObstoreObjectStore
+from diced.backends._obstore import ObstoreObjectStore
+from diced.backends._requests import RequestObjectStore
 from diced.backends._s3 import S3ObjectStore
 from diced.testing import ObjectStoreTests
 
@@ -21,8 +23,17 @@ from diced.testing import ObjectStoreTests
 class TestGCSObjectStore(ObjectStoreTests):
     @pytest.fixture
     def store(self, gcs_bucket: str) -> Iterator[ObjectStore]:
+        store = open_backend(f"gs://{gcs_bucket}/prefix", storage_options={"client": "fsspec"})
+        assert type(store) is GCSObjectStore
+        yield store
+        store.close()
+
+
+class TestGCSObstoreObjectStore(ObjectStoreTests):
+    @pytest.fixture
+    def store(self, gcs_bucket: str) -> Iterator[ObjectStore]:
         store = open_backend(f"gs://{gcs_bucket}/prefix")
-        assert isinstance(store, GCSObjectStore)
+        assert isinstance(store, GCSObstoreObjectStore)
         yield store
         store.close()
 
@@ -30,20 +41,33 @@ class TestGCSObjectStore(ObjectStoreTests):
 class TestS3ObjectStore(ObjectStoreTests):
     @pytest.fixture
     def store(self, s3_bucket: str) -> Iterator[ObjectStore]:
-        store = open_backend(f"s3://{s3_bucket}/prefix")
+        store = open_backend(f"s3://{s3_bucket}/prefix", storage_options={"client": "fsspec"})
         assert isinstance(store, S3ObjectStore)
         yield store
         store.close()
 
 
-@pytest.fixture
-def cloud_store(cloud_location: str) -> FsspecObjectStore:
-    store = open_backend(cloud_location)
-    assert isinstance(store, FsspecObjectStore) and store.atomic_conditional_writes
+class TestObstoreS3ObjectStore(ObjectStoreTests):
+    @pytest.fixture
+    def store(self, s3_bucket: str) -> Iterator[ObjectStore]:
+        store = open_backend(f"s3://{s3_bucket}/prefix")
+        assert isinstance(store, ObstoreObjectStore)
+        yield store
+        store.close()
+
+
+@pytest.fixture(params=["gcs-fsspec", "gcs-obstore", "s3-fsspec", "s3-obstore"])
+def cloud_store(request: pytest.FixtureRequest) -> RequestObjectStore:
+    """A fresh store on each emulator, through each client."""
+    cloud, client = request.param.split("-")
+    bucket = request.getfixturevalue(f"{cloud}_bucket")
+    scheme = "gs" if cloud == "gcs" else "s3"
+    store = open_backend(f"{scheme}://{bucket}/store", storage_options={"client": client})
+    assert isinstance(store, RequestObjectStore) and store.atomic_conditional_writes
     return store
 
 
-def _lose_first_response(store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _lose_first_response(store: RequestObjectStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Make the store's first upload land but fail as if its response were lost."""
     store_once = store._store
     calls = [0]
@@ -60,7 +84,7 @@ def _lose_first_response(store: FsspecObjectStore, monkeypatch: pytest.MonkeyPat
 
 
 def test_put_if_absent_retried_after_a_lost_response_reports_success(
-        cloud_store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        cloud_store: RequestObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _lose_first_response(cloud_store, monkeypatch)
     assert cloud_store.put_if_absent("claim", b"mine") is True
     assert calls[0] == 2, "the write was not sent again"
@@ -69,7 +93,7 @@ def test_put_if_absent_retried_after_a_lost_response_reports_success(
 
 
 def test_compare_and_swap_retried_after_a_lost_response_reports_success(
-        cloud_store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        cloud_store: RequestObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
     cloud_store.put("pointer", b"old")
     calls = _lose_first_response(cloud_store, monkeypatch)
     assert cloud_store.compare_and_swap("pointer", b"old", b"new") is True
@@ -79,7 +103,7 @@ def test_compare_and_swap_retried_after_a_lost_response_reports_success(
 
 
 def test_compare_and_swap_loses_to_a_write_between_read_and_swap(
-        cloud_store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        cloud_store: RequestObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
     cloud_store.put("pointer", b"old")
     fetch = cloud_store._fetch_versioned
 
@@ -94,7 +118,7 @@ def test_compare_and_swap_loses_to_a_write_between_read_and_swap(
 
 
 def test_compare_and_swap_retries_when_the_same_bytes_were_rewritten(
-        cloud_store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        cloud_store: RequestObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # Another writer rewrites the expected bytes (a new generation/ETag, same content)
     # between the read and the swap: content comparison says the swap may proceed.
     cloud_store.put("pointer", b"old")
