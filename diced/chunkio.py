@@ -40,6 +40,11 @@ class ChunkCodec:
     fill_value: Any
     compressor: Any  # a numcodecs codec, or None for uncompressed chunks
 
+    @property
+    def zero_fill(self) -> bool:
+        """Whether the fill value's bytes are all zero (so ``np.zeros`` is already filled)."""
+        return not np.array(self.fill_value, dtype=self.dtype).tobytes().strip(b"\0")
+
     @classmethod
     def for_metadata(cls, meta: ArrayV3Metadata) -> ChunkCodec | None:
         """The codec for ``meta``, or ``None`` when its chain needs zarr's pipeline."""
@@ -122,13 +127,17 @@ def _expand(value: npt.NDArray[Any], indexer: BasicIndexer, ndim: int) -> npt.ND
 
 def read_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer) -> Any:
     """Read a basic selection; returns an ndarray, or a numpy scalar for a single element."""
-    out = np.empty(indexer.shape, dtype=codec.dtype)
+    # A fill value of all-zero bytes comes free with calloc'ed memory (the kernel maps zero
+    # pages lazily), so fill chunks, common in sparse label volumes, then cost no work at all.
+    zero_fill = codec.zero_fill
+    out = (np.zeros if zero_fill else np.empty)(indexer.shape, dtype=codec.dtype)
     projections = {p.chunk_coords: p for p in indexer}
 
     def use(coords: tuple[int, ...], data: bytes | None) -> None:
         p = projections[coords]
         if data is None:
-            out[p.out_selection] = codec.fill_value
+            if not zero_fill:
+                out[p.out_selection] = codec.fill_value
             return
         part = codec.decode(data)[p.chunk_selection]
         out[p.out_selection] = part.squeeze(axis=indexer.drop_axes) if indexer.drop_axes \

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import zarr
 from _oracle import (
     DTYPES,
     MAX_AXIS,
@@ -310,6 +311,24 @@ def test_shrink_then_grow_reads_fill_value() -> None:
         expected = np.zeros(60, dtype=np.float32)
         expected[:20] = np.arange(1, 21)
         assert_same(arr[...], expected)
+
+
+@pytest.mark.parametrize(("dtype", "fill"), [
+    ("uint8", 0), ("uint64", 7), ("float32", -0.0), ("float64", float("nan")),
+    ("float32", 0.0), ("int16", -1)])
+def test_unwritten_chunks_read_as_the_fill_value(dtype: str, fill: float) -> None:
+    """Chunks never written read as the fill value, bit for bit (reads leave chunks whose
+    fill is all zero bytes untouched in zeroed memory, and write every other fill)."""
+    with scratch_repo() as repo:
+        zarr.create_array(repo.zarr_store(), name="a", shape=(20, 20), dtype=dtype,
+                          chunks=(8, 8), fill_value=fill)
+        arr = repo.get_array("a")
+        arr[9:11, 3:17] = 5
+        expected = np.full((20, 20), fill, dtype=dtype)
+        expected[9:11, 3:17] = 5
+        got = arr[...]
+        assert got.tobytes() == expected.tobytes()
+        assert arr[2:19, 1:15].tobytes() == expected[2:19, 1:15].tobytes()
 
 
 # -- versions -------------------------------------------------------------------------------------
