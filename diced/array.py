@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,13 +21,20 @@ import numpy.typing as npt
 import zarr
 from zarr.core.array import AsyncArray
 from zarr.core.buffer import default_buffer_prototype
+from zarr.core.indexing import IntDimIndexer, SliceDimIndexer
 from zarr.storage import StorePath
 
 from diced import zarr_ome as ome
 from diced.chunk_access import ChunkAccess, metadata_of
 from diced.chunkio import ChunkCodec, fit_value, read_selection, write_selection
 from diced.context import ArrayAddress, StoreContext
-from diced.errors import InvalidIndexError, InvalidInputError, LockedError, NotFoundError
+from diced.errors import (
+    DicedException,
+    InvalidIndexError,
+    InvalidInputError,
+    LockedError,
+    NotFoundError,
+)
 from diced.pyramid import (
     PyramidSpec,
     PyramidUpdate,
@@ -47,6 +55,19 @@ __all__ = ["MAX_AXIS_LENGTH", "ArrayDtype", "DicedArray", "check_shape"]
 
 #: Longest axis an array may have (chunk coordinates stay far inside 64-bit integers).
 MAX_AXIS_LENGTH = 2**62
+#: A read of at most this many chunks at an open node of a remote store fetches their
+#: pointers together with the node's record and the array's entry (one round trip). Larger
+#: reads list the node's pointers instead (see ChunkAccess.read_each).
+PREFETCH_CHUNKS = 16
+
+
+def _chunks_touched(dim: IntDimIndexer | SliceDimIndexer) -> int:
+    """How many chunks one axis of a basic selection touches (at most)."""
+    if isinstance(dim, IntDimIndexer):
+        return 1
+    if dim.stop <= dim.start:
+        return 0
+    return (dim.stop - 1) // dim.dim_chunk_len - dim.start // dim.dim_chunk_len + 1
 
 
 class ArrayDtype(enum.Enum):
@@ -323,6 +344,40 @@ class DicedArray:
         elif not self._view.locked:
             self._adopt(self._access.current_info())
 
+    def _sync_for_read(self, selection: Any) -> dict[tuple[int, ...], bytes | None] | None:
+        """:meth:`_sync` before reading ``selection``; returns its chunks' digests when known.
+
+        At an open node of a remote store, a read of at most :data:`PREFETCH_CHUNKS` chunks
+        fetches the node record, the array's entry and the chunks' pointers in one batch
+        (one round trip, then one for the blobs). Anything unusual (the node was locked
+        meanwhile, new metadata, a selection the planner refuses) falls back to
+        :meth:`_sync` and the ordinary read, which raises what it must.
+        """
+        view = self._view
+        if view.locked or not view.backend.remote or self._codec is None \
+                or view.generation != self._generation:
+            self._sync()
+            return None
+        try:
+            indexer = self._plan(selection).indexer
+        except (DicedException, IndexError, TypeError, ValueError):
+            indexer = None
+        if indexer is None or math.prod(map(_chunks_touched, indexer.dim_indexers)) \
+                > PREFETCH_CHUNKS:
+            self._sync()
+            return None
+        coords = [p.chunk_coords for p in indexer]
+        found = view.refresh_for_read(self._info, coords)
+        if found is None:  # locked since: re-bind to the manifest
+            self._sync()
+            return None
+        current, digests = found
+        current = self._access.same_array(current)
+        if current.zarr != self._info.zarr:  # a resize: the plan may differ, read afresh
+            self._bind(current)
+            return None
+        return digests
+
     def _adopt(self, current: ArrayInfo) -> None:
         if current.zarr != self._info.zarr:
             self._bind(current)
@@ -342,11 +397,11 @@ class DicedArray:
     # -- reads and writes -------------------------------------------------------------------
 
     def __getitem__(self, selection: Any) -> Any:
-        self._sync()
+        digests = self._sync_for_read(selection)
         p = self._plan(selection)
         try:
             if p.indexer is not None and self._codec is not None:
-                result = read_selection(self._access, self._codec, p.indexer)
+                result = read_selection(self._access, self._codec, p.indexer, digests)
             elif p.kind == "basic":
                 result = self._zarr.get_basic_selection(p.selection)
             elif p.kind == "orthogonal":

@@ -135,17 +135,23 @@ class ChunkAccess:
         return (None if state.digest is None else self.view.read_blob(state.digest)), state
 
     def read_each(self, coords_list: Iterable[Coords],
-                  use: Callable[[Coords, bytes | None], None]) -> None:
+                  use: Callable[[Coords, bytes | None], None],
+                  digests: Mapping[Coords, bytes | None] | None = None) -> None:
         """Read many chunks: ``use(coords, bytes or None)`` for each, on the I/O pool.
 
         At an open node of a remote store, a read of many chunks first lists the node's
         pointers among them (one listing per first coordinate touched) and reads only those
         pointers; every other chunk comes from the parent's tree, which needs no request.
         A pointer created after the listing, by a write that had not returned when this
-        read began, may be missed; one that existed before is always found.
+        read began, may be missed; one that existed before is always found. ``digests``,
+        when it has every chunk, are their digests already read (by
+        :meth:`NodeView.refresh_for_read`).
         """
         todo = [self._checked(c) for c in coords_list]
-        resolve = self._resolver(todo)
+        if digests is not None and all(c in digests for c in todo):
+            resolve: Callable[[Coords], bytes | None] = digests.__getitem__
+        else:
+            resolve = self._resolver(todo)
 
         def work(coords: Coords) -> None:
             found = resolve(coords)
@@ -245,7 +251,11 @@ class ChunkAccess:
         NotFoundError
             The array was deleted, or deleted and created again, since.
         """
-        current = self.view.find_array(self.info.name)
+        return self.same_array(self.view.find_array(self.info.name))
+
+    def same_array(self, current: ArrayInfo | None) -> ArrayInfo:
+        """``current`` (the array as stored now), if it is still the one this access was
+        opened on; else :class:`NotFoundError`, as :meth:`current_info`."""
         if current is None or current.id != self.info.id:
             raise NotFoundError(
                 f"array {self.info.name!r} was deleted (or deleted and created again) in "

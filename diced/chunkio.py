@@ -14,6 +14,7 @@ Arrays whose codec chain is not ``bytes`` + one of blosc/zstd/none fall back to 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,8 +126,12 @@ def _expand(value: npt.NDArray[Any], indexer: BasicIndexer, ndim: int) -> npt.ND
     return value[tuple(None if i in indexer.drop_axes else slice(None) for i in range(ndim))]
 
 
-def read_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer) -> Any:
-    """Read a basic selection; returns an ndarray, or a numpy scalar for a single element."""
+def read_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer,
+                   digests: Mapping[tuple[int, ...], bytes | None] | None = None) -> Any:
+    """Read a basic selection; returns an ndarray, or a numpy scalar for a single element.
+
+    ``digests``: the chunks' digests when already known (see :meth:`ChunkAccess.read_each`).
+    """
     # A fill value of all-zero bytes comes free with calloc'ed memory (the kernel maps zero
     # pages lazily), so fill chunks, common in sparse label volumes, then cost no work at all.
     zero_fill = codec.zero_fill
@@ -143,7 +148,7 @@ def read_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer
         out[p.out_selection] = part.squeeze(axis=indexer.drop_axes) if indexer.drop_axes \
             else part
 
-    access.read_each(projections, use)
+    access.read_each(projections, use, digests)
     return out[()] if out.shape == () else out
 
 

@@ -126,17 +126,17 @@ def test_lock_and_branch(counted: tuple[DicedStore, CountingObjectStore]) -> Non
 
 
 def test_open_read_on_a_remote_store_lists_pointers(tmp_path: Path) -> None:
-    # The parent holds 8 chunks along x; the open child rewrote 2 of them. A remote store
+    # The parent holds 24 chunks along x; the open child rewrote 2 of them. A remote store
     # (every request a network round trip) reads the child's pointers by one listing of the
     # slab touched, then only the 2 pointers that exist, instead of one get per chunk.
     with DicedStore(str(tmp_path / "store")) as store:
         repo = store.create_repo("r")
-        repo.create_array("a", np.uint8, shape=(64, 64, 512))[...] = 1
+        repo.create_array("a", np.uint8, shape=(64, 64, 1536))[...] = 1
         repo.lock_node("parent")
         repo.change_version(repo.create_branch("child"))
         child = repo.get_array("a")
         child[0:64, 0:64, 0:64] = 2
-        child[0:64, 0:64, 448:512] = 3
+        child[0:64, 0:64, 1472:1536] = 3
         requests = count_requests(store)
         requests.remote = True
         arr = store.open_repo(uuid=repo.uuid).get_array("a")
@@ -144,9 +144,9 @@ def test_open_read_on_a_remote_store_lists_pointers(tmp_path: Path) -> None:
         requests.reset()
         got = arr[...]
         assert (got[..., 0] == 2).all() and (got[..., 100] == 1).all() and (got[..., -1] == 3).all()
-        assert dict(requests.calls) == {"get_versioned": 1 + 2, "get": 1 + 8,
+        assert dict(requests.calls) == {"get_versioned": 1 + 2, "get": 1 + 24,
                                         "list_prefix": 1}
         requests.remote = False
         requests.reset()
         arr[...]
-        assert dict(requests.calls) == {"get_versioned": 1 + 8, "get": 1 + 8}
+        assert dict(requests.calls) == {"get_versioned": 1 + 24, "get": 1 + 24}

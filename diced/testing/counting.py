@@ -27,11 +27,14 @@ class CountingObjectStore(ForwardingObjectStore):
         super().__init__(inner)
         self.reads: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
+        #: The keys of each ``get_many``, in order: requests sent together (one round trip).
+        self.batches: list[list[str]] = []
 
     def reset(self) -> None:
         """Forget every count so far."""
         self.reads.clear()
         self.calls.clear()
+        self.batches.clear()
 
     def requests(self) -> int:
         """Total requests counted."""
@@ -48,6 +51,7 @@ class CountingObjectStore(ForwardingObjectStore):
         for key in keys:  # one request per key, sent together
             self.reads[key] += 1
         self.calls["get"] += len(keys)
+        self.batches.append(list(keys))
         return self.inner.get_many(keys)
 
     def get_versioned(self, key: str) -> Versioned | None:
