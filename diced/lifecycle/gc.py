@@ -35,8 +35,8 @@ from diced.backends._base import ObjectInfo
 from diced.errors import InvalidInputError
 from diced.lifecycle.lease import GcLease
 from diced.lifecycle.parallel import run_all
-from diced.lifecycle.progress import StepProgress
 from diced.lifecycle.usage import Usage
+from diced.progress import StepProgress
 from diced.versioning import keys
 from diced.versioning.digest import digest
 from diced.versioning.reachability import Walker

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from diced.backends import ObjectStore
 from diced.errors import InvalidInputError, NotFoundError, StorageError
 from diced.lifecycle.parallel import run_all
-from diced.lifecycle.progress import StepProgress
 from diced.lifecycle.usage import Usage
+from diced.progress import StepProgress
 from diced.versioning import keys
 from diced.versioning.digest import digest
 from diced.versioning.graph import DagNode, VersionGraph

@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 from diced.backends import ObjectStore
 from diced.errors import DicedException, InvalidInputError, NotFoundError
 from diced.lifecycle.parallel import cancel_on_error
-from diced.lifecycle.progress import StepProgress
 from diced.lifecycle.usage import Usage
+from diced.progress import StepProgress
 from diced.versioning import keys
 from diced.versioning.digest import digest
 from diced.versioning.graph import VersionGraph

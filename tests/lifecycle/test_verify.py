@@ -13,8 +13,8 @@ from rich.console import Console
 
 from diced import DicedStore, NotFoundError
 from diced.backends import LocalObjectStore
-from diced.lifecycle.progress import StepProgress
 from diced.lifecycle.verify import Damage, verify_store
+from diced.progress import StepProgress
 from diced.testing.counting import CountingObjectStore
 from diced.versioning import keys
 
