@@ -344,8 +344,10 @@ class DicedArray:
         elif not self._view.locked:
             self._adopt(self._access.current_info())
 
-    def _sync_for_read(self, selection: Any) -> dict[tuple[int, ...], bytes | None] | None:
-        """:meth:`_sync` before reading ``selection``; returns its chunks' digests when known.
+    def _sync_for_read(self, selection: Any
+                       ) -> tuple[SelectionPlan | None, dict[tuple[int, ...], bytes | None] | None]:
+        """:meth:`_sync` before reading ``selection``; returns its plan and its chunks'
+        digests when this already made them (``None`` each otherwise).
 
         At an open node of a remote store, a read of at most :data:`PREFETCH_CHUNKS` chunks
         fetches the node record, the array's entry and the chunks' pointers in one batch
@@ -357,26 +359,25 @@ class DicedArray:
         if view.locked or not view.backend.remote or self._codec is None \
                 or view.generation != self._generation:
             self._sync()
-            return None
+            return None, None
         try:
-            indexer = self._plan(selection).indexer
+            p: SelectionPlan | None = self._plan(selection)
         except (DicedException, IndexError, TypeError, ValueError):
-            indexer = None
-        if indexer is None or math.prod(map(_chunks_touched, indexer.dim_indexers)) \
-                > PREFETCH_CHUNKS:
+            p = None
+        if p is None or p.indexer is None or math.prod(
+                map(_chunks_touched, p.indexer.dim_indexers)) > PREFETCH_CHUNKS:
             self._sync()
-            return None
-        coords = [p.chunk_coords for p in indexer]
-        found = view.refresh_for_read(self._info, coords)
+            return None, None
+        found = view.refresh_for_read(self._info, [c.chunk_coords for c in p.indexer])
         if found is None:  # locked since: re-bind to the manifest
             self._sync()
-            return None
+            return None, None
         current, digests = found
         current = self._access.same_array(current)
         if current.zarr != self._info.zarr:  # a resize: the plan may differ, read afresh
             self._bind(current)
-            return None
-        return digests
+            return None, None
+        return p, digests
 
     def _adopt(self, current: ArrayInfo) -> None:
         if current.zarr != self._info.zarr:
@@ -397,8 +398,9 @@ class DicedArray:
     # -- reads and writes -------------------------------------------------------------------
 
     def __getitem__(self, selection: Any) -> Any:
-        digests = self._sync_for_read(selection)
-        p = self._plan(selection)
+        p, digests = self._sync_for_read(selection)
+        if p is None:
+            p = self._plan(selection)
         try:
             if p.indexer is not None and self._codec is not None:
                 result = read_selection(self._access, self._codec, p.indexer, digests)

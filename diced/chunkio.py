@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numcodecs
@@ -41,7 +42,7 @@ class ChunkCodec:
     fill_value: Any
     compressor: Any  # a numcodecs codec, or None for uncompressed chunks
 
-    @property
+    @cached_property
     def zero_fill(self) -> bool:
         """Whether the fill value's bytes are all zero (so ``np.zeros`` is already filled)."""
         return not np.array(self.fill_value, dtype=self.dtype).tobytes().strip(b"\0")

@@ -27,7 +27,7 @@ import obstore
 from obstore.exceptions import AlreadyExistsError, GenericError, PreconditionError
 from obstore.store import S3Store
 
-from diced.backends._base import ObjectInfo, check_key
+from diced.backends._base import ObjectInfo
 from diced.backends._requests import LAZY_INIT, WRITE_ID, PreconditionFailed, RequestObjectStore
 
 __all__ = ["ObstoreObjectStore", "ObstoreReads", "UnsupportedOptions", "open_s3_obstore",
@@ -70,12 +70,8 @@ class ObstoreReads(RequestObjectStore):
 
     _loop: _LoopThread | None = None
 
-    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+    def _get_batch(self, keys: Sequence[str]) -> list[bytes | None]:
         # docstring inherited
-        for key in keys:
-            check_key(key)
-        if len(keys) < 2:
-            return [self.get(key) for key in keys]
         with LAZY_INIT:
             if self._loop is None:
                 self._loop = _LoopThread()

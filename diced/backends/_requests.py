@@ -196,6 +196,10 @@ class RequestObjectStore(ObjectStore):
             check_key(key)
         if len(keys) < 2:
             return [self.get(key) for key in keys]
+        return self._get_batch(keys)
+
+    def _get_batch(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Two or more objects (valid keys), their requests in flight together."""
         with LAZY_INIT:
             if self._batch_pool is None:
                 # The library calls are synchronous here: a few threads keep them in flight.

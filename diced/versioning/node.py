@@ -183,11 +183,15 @@ class NodeView:
         A locked node reads only its manifest; pointers written by a writer that raced
         the lock are in no version and must never be read again.
         """
-        if self.record.locked:
-            return
-        record = self.load_record()
+        if not self.record.locked:
+            self._follow(self.load_record())
+
+    def _follow(self, record: NodeRecord) -> bool:
+        """Switch to ``record``'s manifest if it is locked; return whether it is."""
         if record.locked and record.manifest is not None:
             self._switch(record, load_manifest(self.backend, self.repo, record.manifest))
+            return True
+        return False
 
     def refresh_for_read(self, info: ArrayInfo, coords: Sequence[Coords]
                          ) -> tuple[ArrayInfo | None, dict[Coords, bytes | None]] | None:
@@ -210,12 +214,9 @@ class NodeView:
             [record_key, entry_key, *pointer_keys])
         if record_data is None:
             raise NotFoundError(f"version node {self.uuid} no longer exists")
-        record = NodeRecord.from_bytes(record_data, record_key)
-        if record.locked and record.manifest is not None:
-            self._switch(record, load_manifest(self.backend, self.repo, record.manifest))
+        if self._follow(NodeRecord.from_bytes(record_data, record_key)):
             return None
-        entry = None if entry_data is None else ArrayEntry.from_bytes(entry_data, entry_key)
-        current = self._info(info.name, entry)
+        current = self._entry_info(info.name, entry_data, entry_key)
         if current is None or current.id != info.id:
             return current, {}
         return current, {c: self.base_digest(current, c) if data is None
@@ -309,12 +310,14 @@ class NodeView:
 
     def find_array(self, name: str) -> ArrayInfo | None:
         """The array ``name`` at this node as stored now, or ``None``."""
-        entry = None
-        if not self.locked:
-            key = keys.array_entry(self.repo, self.uuid, name)
-            data = self.backend.get(key)
-            entry = None if data is None else ArrayEntry.from_bytes(data, key)
-        return self._info(name, entry)
+        if self.locked:
+            return self._info(name, None)
+        key = keys.array_entry(self.repo, self.uuid, name)
+        return self._entry_info(name, self.backend.get(key), key)
+
+    def _entry_info(self, name: str, data: bytes | None, key: str) -> ArrayInfo | None:
+        """The array ``name`` given its entry's bytes at this open node (``None``: none)."""
+        return self._info(name, None if data is None else ArrayEntry.from_bytes(data, key))
 
     def array(self, name: str) -> ArrayInfo:
         """The array ``name`` at this node; :class:`NotFoundError` if there is none."""
