@@ -17,7 +17,7 @@ from dask.array.core import normalize_chunks
 from dask.base import tokenize
 
 from diced.array import DicedArray
-from diced.errors import InvalidInputError, LockedError
+from diced.errors import InvalidInputError, LockedError, raced_lock
 
 __all__ = ["store_dask", "to_dask"]
 
@@ -81,7 +81,8 @@ def store_dask(darr: da.Array, arr: DicedArray) -> None:
     LockedError
         ``arr`` is read-only (a locked version or a read-only handle).
     ConflictError
-        The version was locked while the write ran.
+        The version was locked (by another process) before or while the write ran: the
+        dask chunks written before the lock may be in the locked version.
     """
     if tuple(darr.shape) != arr.shape:
         raise InvalidInputError(f"cannot store a dask array of shape {darr.shape} into "
@@ -89,4 +90,7 @@ def store_dask(darr: da.Array, arr: DicedArray) -> None:
     if arr.locked:
         raise LockedError(f"array {arr.name!r} is read-only here (a locked version or a "
                           "read-only handle): create a branch and write there")
-    da.store(darr, arr, lock=False, compute=True)
+    # Each dask chunk is its own guarded write: a lock between two of them must not read
+    # as "nothing was written".
+    with raced_lock(f"a dask write into array {arr.name!r}"):
+        da.store(darr, arr, lock=False, compute=True)

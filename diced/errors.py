@@ -11,7 +11,8 @@ The leaf classes also derive from the matching builtin (``KeyError``, ``ValueErr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,7 @@ __all__ = [
     "NotFoundError",
     "ReadOnlyStoreError",
     "StorageError",
+    "raced_lock",
 ]
 
 
@@ -64,6 +66,27 @@ class ConflictError(DicedException, RuntimeError):
     Also raised when a node was locked by another process while a write was in flight:
     the write may or may not be part of the locked version.
     """
+
+
+@contextmanager
+def raced_lock(operation: str) -> Iterator[None]:
+    """Run an operation made of many separately guarded writes as one.
+
+    Each write checks that its node is open; when another process locks the node after
+    some writes landed, the next one raises :class:`LockedError` ("nothing was written"),
+    which is wrong for the operation as a whole. Inside this context that error becomes a
+    :class:`ConflictError` naming ``operation``. Check that the node is open *before*
+    entering, so that a node locked from the start still raises :class:`LockedError`.
+    """
+    try:
+        yield
+    except ReadOnlyStoreError:
+        raise
+    except LockedError as exc:
+        raise ConflictError(
+            f"the version node was locked by another process during {operation}; what was "
+            "written before the lock may be in the locked version: branch and write again"
+        ) from exc
 
 
 class InvalidInputError(DicedException, ValueError):

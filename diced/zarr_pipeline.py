@@ -83,6 +83,36 @@ class _Fetched:
 class DicedCodecPipeline(BatchedCodecPipeline):
     """zarr's batched pipeline; chunks of diced stores are read and written by chunk access."""
 
+    async def read(self, batch_info: Iterable[Any], out: NDBuffer,
+                   drop_axes: tuple[int, ...] = ()) -> None:
+        """Read every chunk of one selection as one batch when they are diced chunks.
+
+        zarr splits a selection into batches of ``codec_pipeline.batch_size`` (1 by
+        default); one batch lets chunk access fetch them together (one request batch on a
+        bucket).
+        """
+        batch = list(batch_info)
+        if batch and all(_target(item[0]) is not None for item in batch):
+            await self.read_batch(batch, out, drop_axes)
+        else:
+            await super().read(batch, out, drop_axes)
+
+    async def write(self, batch_info: Iterable[BatchItem], value: NDBuffer,
+                    drop_axes: tuple[int, ...] = ()) -> None:
+        """Write every chunk of one selection as one batch when they are diced chunks.
+
+        One batch is one guarded write: the node's open state is checked once before any
+        chunk and once after all of them. Per-chunk batches (zarr's default) would let a
+        lock that races the write refuse later chunks with :class:`~diced.errors.LockedError`
+        ("nothing was written") after earlier ones landed; one guard reports that race as
+        :class:`~diced.errors.ConflictError`, as the fast path does.
+        """
+        batch = list(batch_info)
+        if batch and all(_target(item[0]) is not None for item in batch):
+            await self.write_batch(batch, value, drop_axes)
+        else:
+            await super().write(batch, value, drop_axes)
+
     async def read_batch(self, batch_info: Iterable[Any], out: NDBuffer,
                          drop_axes: tuple[int, ...] = ()) -> None:
         batch = list(batch_info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("dask.distributed")
 
-from diced import DicedStore, InvalidInputError, LockedError  # noqa: E402
+import dask  # noqa: E402
+
+from diced import ConflictError, DicedStore, InvalidInputError, LockedError  # noqa: E402
 from diced.dask import store_dask, to_dask  # noqa: E402
 
 SHAPE = (100, 90, 50)
@@ -97,6 +100,39 @@ def test_locked_and_unbounded_arrays_are_refused(tmp_path: Path) -> None:
         repo.lock_node("done")
         with pytest.raises(LockedError):
             store_dask(da.zeros((8, 8), dtype=np.uint8), repo.get_array("img"))
+
+
+def test_a_lock_racing_a_dask_write_is_a_conflict(tmp_path: Path) -> None:
+    """Dask chunks are separate writes: when another process locks the node after some
+    landed, the whole store must raise ConflictError (part of it may be in the locked
+    version), not the LockedError of a later chunk, which says nothing was written.
+
+    The interleaving is forced on the threaded scheduler: computing a dask chunk after
+    the first chunk was stored locks the node from another store, between two writes.
+    """
+    location = str(tmp_path / "store.diced")
+    with DicedStore(location) as store, DicedStore(location) as other:
+        repo = store.create_repo("vol")
+        array = repo.create_array("img", np.uint8, shape=(64, 8), chunks=(4, 8))
+        put, stored, locking = store.backend.put, threading.Event(), threading.Lock()
+
+        def put_noting(key: str, data: bytes) -> None:
+            put(key, data)
+            if "/chunks/" in key:
+                stored.set()
+
+        def ones_locking(block: np.ndarray) -> np.ndarray:
+            if stored.is_set() and locking.acquire(blocking=False):
+                other.open_repo(uuid=repo.uuid).lock_node("locked between two writes")
+            return block + 1
+
+        store.backend.put = put_noting  # type: ignore[method-assign]
+        lazy = da.zeros((64, 8), dtype=np.uint8, chunks=(4, 8)).map_blocks(ones_locking)
+        with dask.config.set(scheduler="threads", num_workers=1), \
+                pytest.raises(ConflictError, match="locked by another process"):
+            store_dask(lazy, array)
+        locked = other.open_repo(uuid=repo.uuid)
+        assert locked.locked and locked.get_array("img")[...].any()
 
 
 def test_a_pickled_handle_reopens_the_same_version(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _workers as w
 import _zarr_workers as zw
 
-from diced import DicedRepo, DicedStore, InvalidInputError, NotFoundError
+from diced import ConflictError, DicedRepo, DicedStore, InvalidInputError, NotFoundError
 
 ENCODINGS: list[dict[str, Any]] = [
     {"name": "default", "separator": "/"},
@@ -94,6 +95,44 @@ def test_threads_sharing_one_zarr_array_lose_nothing(repo: DicedRepo) -> None:
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(run, range(workers)))
     assert np.array_equal(repo.get_array("em")[...], np.full(zw.SHAPE, rounds, np.int32))
+
+
+@pytest.mark.parametrize("path", ["handle", "store"])
+def test_a_lock_racing_a_zarr_write_is_a_conflict_not_a_refusal(tmp_path: Path, path: str
+                                                                 ) -> None:
+    """A zarr write of many chunks that a lock interrupts after its first chunk landed must
+    raise ConflictError (it may be in the locked version), never LockedError, which says
+    nothing was written. zarr hands the pipeline one chunk per batch; the pipeline must
+    guard the whole selection, as the fast path does.
+
+    The interleaving is forced: another store locks the node when the writer stores its
+    first chunk; the selection has more chunks than zarr writes at once.
+    """
+    location = str(tmp_path / "store")
+    with DicedStore(location) as setup:
+        repo = setup.create_repo("r")
+        repo.create_array("em", np.int32, shape=(256, 8, 8), chunks=(4, 8, 8))
+        node = repo.uuid
+    with DicedStore(location) as writer_store, DicedStore(location) as other:
+        repo = writer_store.open_repo(uuid=node)
+        target = repo.get_array("em").zarr if path == "handle" else \
+            zarr.open_array(repo.zarr_store(), path="em")
+        put, first = writer_store.backend.put, threading.Lock()
+
+        def put_then_lock(key: str, data: bytes) -> None:
+            put(key, data)
+            if "/chunks/" in key and first.acquire(blocking=False):
+                other.open_repo(uuid=node).lock_node("locked mid-write")
+
+        writer_store.backend.put = put_then_lock  # type: ignore[method-assign]
+        with pytest.raises(ConflictError, match="locked by another process"):
+            target[...] = np.ones((256, 8, 8), np.int32)
+    with DicedStore(location) as check:
+        locked = check.open_repo(uuid=node)
+        assert locked.locked
+        stored = np.asarray(locked.get_array("em")[...])
+        assert set(np.unique(stored)) <= {0, 1} and stored.any(), \
+            "the locked version must hold the chunk stored before the lock"
 
 
 # -- defect 3: every chunk key encoding ---------------------------------------------------------

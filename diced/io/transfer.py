@@ -37,6 +37,7 @@ from diced.errors import (
     InvalidInputError,
     LockedError,
     NotFoundError,
+    raced_lock,
 )
 from diced.io.formats import open_destination, open_source
 from diced.io.slabs import Slab, plan_slabs, stream
@@ -178,6 +179,9 @@ def import_array(repo: DicedRepo, name: str, source: Any, *,
         The source does not fit in the existing array at ``offset``.
     LockedError
         The current version is locked or the repo handle read-only (nothing is written).
+    ConflictError
+        Another process locked the version during the import: the slabs written before
+        the lock may be in the locked version; branch and import again.
     """
     with open_source(source) as src:
         where = _offset(offset, len(src.shape))
@@ -207,8 +211,9 @@ def import_array(repo: DicedRepo, name: str, source: Any, *,
                     arr[slab_box] = data
                 bar.advance(data.nbytes)
 
-            stream(slabs, read, write,
-                   workers=_workers(workers, memory, arr.chunks[0] * row_bytes))
+            with raced_lock(f"the import into array {name!r}"):
+                stream(slabs, read, write,
+                       workers=_workers(workers, memory, arr.chunks[0] * row_bytes))
     return arr
 
 

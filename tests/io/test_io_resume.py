@@ -21,8 +21,8 @@ import numpy.typing as npt
 import psutil
 import pytest
 
-from diced import DicedRepo, DicedStore
-from diced.io import import_array
+from diced import ConflictError, DicedRepo, DicedStore
+from diced.io import Source, import_array
 from tests.io.conftest import CHUNKS, write_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +164,7 @@ _MEMORY_CHILD = """
 import json, sys
 import numpy as np
 from diced import DicedStore
-from diced.io import import_array
+from diced.io import Source, import_array
 
 def vm_hwm():
     with open("/proc/self/status") as status:
@@ -224,3 +224,32 @@ def test_ctrl_c_during_export_leaves_no_destination(tmp_path: Path,
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "was not written" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+class _LockingSource(Source):
+    """Rows of 1; reading slab ``lock_at`` first locks the node from another store."""
+
+    def __init__(self, location: Path, node: str, lock_at: int) -> None:
+        self.shape, self.dtype, self.description = (64 * 4, 8, 8), np.dtype(np.uint8), "test"
+        self.location, self.node, self.lock_at = location, node, lock_at
+
+    def read(self, start: int, stop: int) -> npt.NDArray[Any]:
+        if start == 64 * self.lock_at:
+            with DicedStore(str(self.location)) as other:
+                other.open_repo(uuid=self.node).lock_node("locked during the import")
+        return np.ones((stop - start, 8, 8), np.uint8)
+
+
+def test_a_lock_during_an_import_is_a_conflict(tmp_path: Path) -> None:
+    """Slabs are separate writes: when another process locks the node after some landed,
+    the import raises ConflictError (part of it is in the locked version), not LockedError,
+    which says nothing was written."""
+    location = tmp_path / "store"
+    with DicedStore(str(location)) as store:
+        repo = store.create_repo("r")
+        repo.create_array("a", np.uint8, shape=(64 * 4, 8, 8), chunks=(64, 8, 8))
+        source = _LockingSource(location, repo.uuid, lock_at=2)
+        with pytest.raises(ConflictError, match="during the import into array 'a'"):
+            import_array(repo, "a", source, workers=1)
+        locked = store.open_repo(uuid=repo.uuid)
+        assert locked.locked and locked.get_array("a")[:64].all()
