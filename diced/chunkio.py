@@ -98,6 +98,11 @@ class ChunkCodec:
         return bytes(encoded)
 
     def _is_fill(self, chunk: npt.NDArray[Any]) -> bool:
+        flat = chunk.reshape(-1)
+        # Most chunks that compress well hold data (labels): one voxel that differs from
+        # the fill value settles it without scanning the chunk.
+        if flat[0] != self.fill_value or flat[-1] != self.fill_value:
+            return False
         if not self.fill_value:
             # A float chunk of -0.0 is not the fill value +0.0: it must be stored.
             return np.count_nonzero(chunk) == 0 and not (

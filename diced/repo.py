@@ -201,7 +201,9 @@ class DicedRepo(RepoVersioning):
             raise LockedError(f"version node {self.uuid} is already locked")
         seen = before_lock(self._ctx, view)
         view.lock(message, prepare=lambda arrays: after_seal(self._ctx, view, arrays, seen))
-        self._view = self._open_view(self.uuid)
+        # ``view`` now reads the locked version (the lock switched it to the manifest it
+        # wrote): no need to read the record and manifest back.
+        self._view = view
 
     def create_branch(self, message: str, name: str | None = None) -> str:
         """Create an open child of the current (locked) node; return its UUID.

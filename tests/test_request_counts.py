@@ -115,14 +115,30 @@ def test_lock_and_branch(counted: tuple[DicedStore, CountingObjectStore]) -> Non
     repo.lock_node("locked")
     # list entries (pyramids to update before sealing), seal (read + conditional write),
     # list entries and the array's pointers and the files, read them, write one index page
-    # and the manifest, flip the record, reopen
+    # and the manifest, flip the record (the handle keeps the view the lock switched)
     assert requests.calls["put_if_match"] == 1 and requests.calls["compare_and_swap"] == 1
     assert requests.calls["list_prefix"] == 4
     assert requests.calls["put_immutable"] == 1 and requests.calls["put_if_absent"] == 1
+    assert requests.put_batches == [[key for key in requests.put_batches[0]
+                                     if "/pages/" in key]], "the index pages, in one batch"
     requests.reset()
     repo.create_branch("child")
     # the parent's record; the child's record and claim (create-only); the branch hint
     assert dict(requests.calls) == {"get": 1, "put_if_absent": 2, "put": 1}
+
+
+def test_a_lock_writes_its_index_pages_in_one_batch(
+        counted: tuple[DicedStore, CountingObjectStore]) -> None:
+    # 1000 chunks of 8³ need 8 leaf pages and a root: one round trip on a bucket, not nine.
+    store, requests = counted
+    repo = store.create_repo("r")
+    arr = repo.create_array("a", np.uint8, shape=(80, 80, 80), chunks=(8, 8, 8))
+    arr[...] = np.arange(80 ** 3, dtype=np.uint64).reshape(80, 80, 80) % 251
+    requests.reset()
+    repo.lock_node("locked")
+    assert len(requests.put_batches) == 1 and len(requests.put_batches[0]) == 9
+    assert requests.calls["put_immutable"] == 9
+    assert (repo.get_array("a")[...] == arr[...]).all()
 
 
 def test_open_read_on_a_remote_store_lists_pointers(tmp_path: Path) -> None:

@@ -154,6 +154,16 @@ class ObjectStore(ABC):
         """
         self.put_if_absent(key, data)
 
+    def put_many_immutable(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """:meth:`put_immutable` of each ``(key, data)``.
+
+        Remote backends send the requests concurrently (one round trip for the batch rather
+        than one per object). When it returns every object is stored; when it raises, any
+        of them may be (they are content-addressed, so a retry stores the same bytes).
+        """
+        for key, data in items:
+            self.put_immutable(key, data)
+
     @abstractmethod
     def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
         """Replace the object with ``new`` only if its current content equals ``expected``.

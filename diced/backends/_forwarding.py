@@ -46,6 +46,10 @@ class ForwardingObjectStore(ObjectStore):
         # docstring inherited
         self.inner.put_immutable(key, data)
 
+    def put_many_immutable(self, items: Sequence[tuple[str, bytes]]) -> None:
+        # docstring inherited
+        self.inner.put_many_immutable(items)
+
     def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
         # docstring inherited
         return self.inner.compare_and_swap(key, expected, new)

@@ -200,13 +200,26 @@ class RequestObjectStore(ObjectStore):
 
     def _get_batch(self, keys: Sequence[str]) -> list[bytes | None]:
         """Two or more objects (valid keys), their requests in flight together."""
+        return list(self._batches().map(self.get, keys))
+
+    def put_many_immutable(self, items: Sequence[tuple[str, bytes]]) -> None:
+        # docstring inherited
+        for key, _ in items:
+            check_key(key)
+        if len(items) < 2:
+            for key, data in items:
+                self.put_immutable(key, data)
+            return
+        list(self._batches().map(lambda item: self.put_immutable(*item), items))
+
+    def _batches(self) -> ThreadPoolExecutor:
+        """The threads that keep a batch's requests in flight together."""
         with LAZY_INIT:
             if self._batch_pool is None:
                 # The library calls are synchronous here: a few threads keep them in flight.
                 self._batch_pool = ThreadPoolExecutor(self.batch_concurrency,
-                                                      thread_name_prefix="diced-get-many")
-            pool = self._batch_pool
-        return list(pool.map(self.get, keys))
+                                                      thread_name_prefix="diced-batch")
+            return self._batch_pool
 
     def get_versioned(self, key: str) -> Versioned | None:
         # docstring inherited

@@ -267,6 +267,14 @@ class ObjectStoreTests:
         assert writable_store.get("blob/ab") == PAYLOAD
         assert list(writable_store.list_prefix("blob/")) == ["blob/ab"]
 
+    def test_put_many_immutable_stores_each(self, writable_store: ObjectStore) -> None:
+        items = [(f"many-blobs/{i:03d}", b"%d" % i * (i + 1)) for i in range(40)]
+        writable_store.put_many_immutable([*items, items[0]])  # a repeated key is idempotent
+        assert writable_store.get_many([key for key, _ in items]) == [d for _, d in items]
+        writable_store.put_many_immutable([])
+        with pytest.raises(InvalidInputError):
+            writable_store.put_many_immutable([("ok/key", b"x"), ("/bad//key", b"x")])
+
     def test_concurrent_put_immutable_stores_whole_bytes(self, atomic_store: ObjectStore) -> None:
         data = PAYLOAD * 256
         _race(8, lambda i: atomic_store.put_immutable("blob/same", data))

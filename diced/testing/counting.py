@@ -29,12 +29,15 @@ class CountingObjectStore(ForwardingObjectStore):
         self.calls: Counter[str] = Counter()
         #: The keys of each ``get_many``, in order: requests sent together (one round trip).
         self.batches: list[list[str]] = []
+        #: The keys of each ``put_many_immutable``, in order.
+        self.put_batches: list[list[str]] = []
 
     def reset(self) -> None:
         """Forget every count so far."""
         self.reads.clear()
         self.calls.clear()
         self.batches.clear()
+        self.put_batches.clear()
 
     def requests(self) -> int:
         """Total requests counted."""
@@ -80,6 +83,12 @@ class CountingObjectStore(ForwardingObjectStore):
         # docstring inherited
         self.calls["put_immutable"] += 1
         self.inner.put_immutable(key, data)
+
+    def put_many_immutable(self, items: Sequence[tuple[str, bytes]]) -> None:
+        # docstring inherited
+        self.calls["put_immutable"] += len(items)  # one request per object, sent together
+        self.put_batches.append([key for key, _ in items])
+        self.inner.put_many_immutable(items)
 
     def compare_and_swap(self, key: str, expected: bytes, new: bytes) -> bool:
         # docstring inherited

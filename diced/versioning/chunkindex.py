@@ -238,20 +238,25 @@ class ChunkIndex:
         """Apply ``changes`` (coords → new digest, or ``None`` to remove) to a tree.
 
         Returns the new ``(root, height)``. Only pages on paths to changed chunks are
-        written (create-only, content-addressed); the input tree is left untouched.
+        written (create-only, content-addressed); the input tree is left untouched. The
+        new pages are written together, in one batch (one round trip on a bucket), and
+        all of them are stored when this returns: a manifest naming the root may follow.
         """
         if not changes:
             return root, height
         new_height = max([height, *(self.height_for(c) for c in changes)])
         node = None if root is None else bytes.fromhex(root)
+        pending: dict[str, bytes] = {}
         for _ in range(height, new_height):
             if node is not None:
-                node = self._write({0: node}, leaf=False)
-        new = self._apply(node, new_height - 1, list(changes.items()))
+                node = self._write({0: node}, False, pending)
+        new = self._apply(node, new_height - 1, list(changes.items()), pending)
+        self.backend.put_many_immutable(list(pending.items()))
         return (None if new is None else new.hex()), new_height
 
     def _apply(self, node: bytes | None, level: int,
-               changes: Sequence[tuple[Coords, bytes | None]]) -> bytes | None:
+               changes: Sequence[tuple[Coords, bytes | None]],
+               pending: dict[str, bytes]) -> bytes | None:
         page = dict(self._page(node)) if node is not None else {}
         if level == 0:
             for coords, value in changes:
@@ -265,16 +270,17 @@ class ChunkIndex:
             for change in changes:
                 groups.setdefault(self._slot(change[0], level), []).append(change)
             for slot, group in groups.items():
-                child = self._apply(page.get(slot), level - 1, group)
+                child = self._apply(page.get(slot), level - 1, group, pending)
                 if child is None:
                     page.pop(slot, None)
                 else:
                     page[slot] = child
-        return self._write(page, leaf=level == 0) if page else None
+        return self._write(page, level == 0, pending) if page else None
 
-    def _write(self, page: Page, leaf: bool) -> bytes:
+    def _write(self, page: Page, leaf: bool, pending: dict[str, bytes]) -> bytes:
+        """Encode ``page`` into ``pending`` (key → bytes, written by the caller); its digest."""
         data = _encode(page, leaf)
         page_digest = digest(data)
-        self.backend.put_immutable(keys.page(self.repo, page_digest.hex()), data)
+        pending[keys.page(self.repo, page_digest.hex())] = data
         self.cache.put(page_digest, page)
         return page_digest

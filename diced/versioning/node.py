@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -62,6 +63,8 @@ ZARR_OBJECT_PREFIX = "\x00zarr/"
 #: ``expect`` value for :meth:`NodeView.publish_chunk` meaning "write unconditionally".
 UNCONDITIONAL: Any = object()
 _ENTRY_RETRIES = 1000
+#: Listings a lock sends at once (the pointers of this many arrays, and the files).
+_LISTINGS_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True)
@@ -594,9 +597,17 @@ class NodeView:
                     f"version node {self.uuid} is being locked by another process"
                 )
             record = sealed
-        arrays = self.arrays()
-        frozen = prepare(arrays) if prepare is not None else {}
-        manifest = self._build_manifest(arrays, frozen)
+        # The listings a lock needs are independent: on a bucket they travel together
+        # (the files with the arrays, then every array's pointers) instead of one round
+        # trip after another.
+        with ThreadPoolExecutor(_LISTINGS_IN_FLIGHT, thread_name_prefix="diced-lock") as pool:
+            files = pool.submit(self.files, include_hidden=True)
+            arrays = self.arrays()
+            frozen = prepare(arrays) if prepare is not None else {}
+            todo = [info for info in arrays.values() if info.id not in frozen]
+            listed = dict(zip([info.id for info in todo], pool.map(self.pointers, todo),
+                              strict=True))
+            manifest = self._build_manifest(arrays, {**listed, **frozen}, files.result())
         data = manifest.to_bytes()
         manifest_hex = digest(data).hex()
         self.backend.put_if_absent(keys.manifest(self.repo, manifest_hex), data)
@@ -608,18 +619,20 @@ class NodeView:
         return final
 
     def _build_manifest(self, listed: Mapping[str, ArrayInfo],
-                        frozen: Mapping[str, Mapping[Coords, bytes | None]]) -> Manifest:
+                        pointers: Mapping[str, Mapping[Coords, bytes | None]],
+                        files: Mapping[str, bytes]) -> Manifest:
+        """The manifest of this node's locked version: each array's tree updated with its
+        ``pointers`` (by array id), and ``files``."""
         arrays = {}
         for name, info in listed.items():
-            changes = frozen[info.id] if info.id in frozen else self.pointers(info)
+            changes = pointers[info.id]
             root, height = (info.base.root, info.base.height) if info.base else (None, 1)
             root, height = self.index(info.ndim).update(root, height, changes)
             written = [c for c, d in changes.items() if d is not None]
             base_extents = info.base.extents if info.base else None
             arrays[name] = ManifestArray(info.id, info.zarr, root, height,
                                          _union(base_extents, written))
-        files = {n: d.hex() for n, d in self.files(include_hidden=True).items()}
-        return Manifest(arrays=arrays, files=files)
+        return Manifest(arrays=arrays, files={n: d.hex() for n, d in files.items()})
 
 
 def load_manifest(backend: ObjectStore, repo: str, manifest_hex: str) -> Manifest:
