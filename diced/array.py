@@ -431,8 +431,8 @@ class DicedArray:
     def __setitem__(self, selection: Any, value: Any) -> None:
         self._check_writable()
 
-        def write() -> None:
-            self._adopt(self._access.current_info())
+        def write(current: ArrayInfo | None) -> None:
+            self._adopt(self._access.same_array(current))
             p = self._plan(selection)
             try:
                 data = p.to_zarr(fit_value(_as_dtype(value, self.dtype), p.shape))
@@ -440,7 +440,7 @@ class DicedArray:
                 raise InvalidInputError(f"cannot write at {selection!r:.80}: {exc}") from exc
             self._write(p, data)
 
-        self._view.guarded(write)
+        self._view.guarded_array(self.name, write)
 
     def _write(self, p: SelectionPlan, data: npt.NDArray[Any]) -> None:
         """Write ``data`` (zarr's layout for ``p``) without checking the node state."""

@@ -235,11 +235,11 @@ class ChunkAccess:
         ConflictError
             The node was locked while the write ran.
         """
-        def checked() -> T:
-            self.current_info()
+        def checked(current: ArrayInfo | None) -> T:
+            self.same_array(current)
             return write()
 
-        return self.view.guarded(checked)
+        return self.view.guarded_array(self.info.name, checked)
 
     def current_info(self) -> ArrayInfo:
         """The array as stored now, if it is still the one this access was opened on.

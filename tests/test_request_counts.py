@@ -35,8 +35,11 @@ def test_whole_chunk_write(counted: tuple[DicedStore, CountingObjectStore], k: i
     arr = store.create_repo("r").create_array("a", np.uint8, shape=(256, 256, 256))
     requests.reset()
     arr[_box(k)] = 1
-    # node record before and after, the array's entry; per chunk a blob and a pointer
-    assert dict(requests.calls) == {"get_versioned": 2, "get": 1, "put_immutable": k, "put": k}
+    # the node record and the array's entry (one batch), per chunk a blob and a pointer,
+    # the node record again
+    assert dict(requests.calls) == {"get": 2, "get_versioned": 1, "put_immutable": k, "put": k}
+    assert requests.batches[0] == [key for key in requests.batches[0]
+                                   if "/nodes/" in key or "/arrays/" in key]
 
 
 def test_partial_chunk_write(counted: tuple[DicedStore, CountingObjectStore]) -> None:
@@ -47,7 +50,7 @@ def test_partial_chunk_write(counted: tuple[DicedStore, CountingObjectStore]) ->
     arr[0, 0, 0] = 2
     # + the pointer with its version token, the blob; then a conditional pointer write,
     # with no second read of the pointer
-    assert dict(requests.calls) == {"get_versioned": 3, "get": 2, "put_immutable": 1,
+    assert dict(requests.calls) == {"get_versioned": 2, "get": 3, "put_immutable": 1,
                                     "put_if_match": 1}
 
 

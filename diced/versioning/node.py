@@ -266,7 +266,27 @@ class NodeView:
             be part of the locked version.
         """
         self.check_open()
-        result = write()
+        return self._confirm_open(write())
+
+    def guarded_array(self, name: str, write: Callable[[ArrayInfo | None], T]) -> T:
+        """:meth:`guarded` for a write to array ``name``: ``write`` gets the array as
+        stored now (``None``: there is none).
+
+        The node record and the array's entry are read in one batch (on a bucket, one
+        round trip instead of two). Raises as :meth:`guarded`.
+        """
+        record_key = keys.node_record(self.repo, self.uuid)
+        entry_key = keys.array_entry(self.repo, self.uuid, name)
+        record_data, entry_data = self.backend.get_many([record_key, entry_key])
+        if record_data is None:
+            raise NotFoundError(f"version node {self.uuid} no longer exists")
+        record = NodeRecord.from_bytes(record_data, record_key)
+        if record.state != "open":
+            raise not_open_error(record)
+        return self._confirm_open(write(self._entry_info(name, entry_data, entry_key)))
+
+    def _confirm_open(self, result: T) -> T:
+        """``result``, once the node is confirmed open after the write that made it."""
         if self.load_record().state != "open":
             raise ConflictError(
                 f"version node {self.uuid} was locked by another process during this write; "
