@@ -5,7 +5,7 @@ it back: between the read and the set another writer's update of the same chunk 
 lost. A zarr Store cannot tell a read that will be written back from any other read, so
 the fix lives one level up, in the codec pipeline, which sees the whole read-merge-write
 of each chunk. :class:`DicedCodecPipeline` is zarr's own batched pipeline; for byte
-setters that belong to a diced Store (see :class:`ChunkTargets`) ``write_batch`` hands
+setters that belong to a diced Store (see :class:`ChunkTargets`) ``write`` hands
 each chunk to :class:`~diced.chunk_access.ChunkAccess`: a whole chunk is written, a
 partial one goes through :meth:`~diced.chunk_access.ChunkAccess.update`, which re-runs
 zarr's merge on the current bytes until its conditional write lands. Every other store
@@ -67,6 +67,13 @@ def _target(byte_setter: ByteSetter) -> tuple[ChunkAccess, Coords] | None:
     return None
 
 
+def _targets(batch: list[Any]) -> list[tuple[ChunkAccess, Coords]] | None:
+    """The chunk access and coordinates of every item of ``batch``; ``None`` unless all
+    of them (at least one) are diced chunks."""
+    found = [target for item in batch if (target := _target(item[0])) is not None]
+    return found if batch and len(found) == len(batch) else None
+
+
 class _Fetched:
     """A byte getter over bytes already read (zarr's decoders, sharding's included)."""
 
@@ -83,66 +90,43 @@ class _Fetched:
 class DicedCodecPipeline(BatchedCodecPipeline):
     """zarr's batched pipeline; chunks of diced stores are read and written by chunk access."""
 
+    # zarr splits a selection into batches of ``codec_pipeline.batch_size`` (1 by default).
+    # For diced chunks the whole selection is one batch: chunk access fetches its chunks
+    # together (one request batch on a bucket), and a write is one guarded write, the node
+    # checked open once before any chunk and once after all of them. Per-chunk guards would
+    # let a lock that races the write refuse later chunks with LockedError ("nothing was
+    # written") after earlier ones landed; one guard reports the race as ConflictError, as
+    # the fast path does. Other stores (or a mix) get zarr's batching unchanged.
+
     async def read(self, batch_info: Iterable[Any], out: NDBuffer,
                    drop_axes: tuple[int, ...] = ()) -> None:
-        """Read every chunk of one selection as one batch when they are diced chunks.
-
-        zarr splits a selection into batches of ``codec_pipeline.batch_size`` (1 by
-        default); one batch lets chunk access fetch them together (one request batch on a
-        bucket).
-        """
         batch = list(batch_info)
-        if batch and all(_target(item[0]) is not None for item in batch):
-            await self.read_batch(batch, out, drop_axes)
-        else:
+        targets = _targets(batch)
+        if targets is None:
             await super().read(batch, out, drop_axes)
-
-    async def write(self, batch_info: Iterable[BatchItem], value: NDBuffer,
-                    drop_axes: tuple[int, ...] = ()) -> None:
-        """Write every chunk of one selection as one batch when they are diced chunks.
-
-        One batch is one guarded write: the node's open state is checked once before any
-        chunk and once after all of them. Per-chunk batches (zarr's default) would let a
-        lock that races the write refuse later chunks with :class:`~diced.errors.LockedError`
-        ("nothing was written") after earlier ones landed; one guard reports that race as
-        :class:`~diced.errors.ConflictError`, as the fast path does.
-        """
-        batch = list(batch_info)
-        if batch and all(_target(item[0]) is not None for item in batch):
-            await self.write_batch(batch, value, drop_axes)
-        else:
-            await super().write(batch, value, drop_axes)
-
-    async def read_batch(self, batch_info: Iterable[Any], out: NDBuffer,
-                         drop_axes: tuple[int, ...] = ()) -> None:
-        batch = list(batch_info)
-        targets = [_target(item[0]) for item in batch]
-        if not batch or any(t is None for t in targets):
-            await super().read_batch(batch, out, drop_axes)
             return
-        access = targets[0][0]  # type: ignore[index]
+        access = targets[0][0]
         fetched: dict[Coords, bytes | None] = {}
 
         def read_all() -> None:
-            access.read_each([t[1] for t in targets if t is not None], fetched.__setitem__)
+            access.read_each([coords for _, coords in targets], fetched.__setitem__)
 
         await asyncio.get_running_loop().run_in_executor(_batches, read_all)
-        resolved = [(_Fetched(fetched[t[1]]), *item[1:])
-                    for item, t in zip(batch, targets, strict=True) if t is not None]
+        resolved = [(_Fetched(fetched[coords]), *item[1:])
+                    for item, (_, coords) in zip(batch, targets, strict=True)]
         await super().read_batch(resolved, out, drop_axes)
 
-    async def write_batch(self, batch_info: Iterable[BatchItem], value: NDBuffer,
-                          drop_axes: tuple[int, ...] = ()) -> None:
+    async def write(self, batch_info: Iterable[BatchItem], value: NDBuffer,
+                    drop_axes: tuple[int, ...] = ()) -> None:
         batch = list(batch_info)
-        targets = [_target(item[0]) for item in batch]
-        if not batch or any(t is None for t in targets):
-            await super().write_batch(batch, value, drop_axes)
+        targets = _targets(batch)
+        if targets is None:
+            await super().write(batch, value, drop_axes)
             return
         # zarr's own refusal of a read-only store, as its set() would raise it.
         batch[0][0].store._check_writable()  # type: ignore[attr-defined]
-        access = targets[0][0]  # type: ignore[index]
-        jobs = [(item, target) for item, target in zip(batch, targets, strict=True)
-                if target is not None]
+        access = targets[0][0]
+        jobs = list(zip(batch, targets, strict=True))
 
         def write_all() -> None:
             access.guarded(lambda: access.run(

@@ -625,9 +625,9 @@ class NodeView:
             arrays = self.arrays()
             frozen = prepare(arrays) if prepare is not None else {}
             todo = [info for info in arrays.values() if info.id not in frozen]
-            listed = dict(zip([info.id for info in todo], pool.map(self.pointers, todo),
-                              strict=True))
-            manifest = self._build_manifest(arrays, {**listed, **frozen}, files.result())
+            pointers = dict(zip([info.id for info in todo], pool.map(self.pointers, todo),
+                                strict=True))
+            manifest = self._build_manifest(arrays, {**pointers, **frozen}, files.result())
         data = manifest.to_bytes()
         manifest_hex = digest(data).hex()
         self.backend.put_if_absent(keys.manifest(self.repo, manifest_hex), data)
@@ -641,8 +641,8 @@ class NodeView:
     def _build_manifest(self, listed: Mapping[str, ArrayInfo],
                         pointers: Mapping[str, Mapping[Coords, bytes | None]],
                         files: Mapping[str, bytes]) -> Manifest:
-        """The manifest of this node's locked version: each array's tree updated with its
-        ``pointers`` (by array id), and ``files``."""
+        """The manifest of this node's locked version: each ``listed`` array's tree
+        updated with its ``pointers`` (by array id), and ``files``."""
         arrays = {}
         for name, info in listed.items():
             changes = pointers[info.id]
