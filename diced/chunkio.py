@@ -27,6 +27,7 @@ from zarr.core.indexing import BasicIndexer, ChunkProjection
 from zarr.core.metadata import ArrayV3Metadata
 
 from diced.chunk_access import ChunkAccess
+from diced.chunk_blocks import decode_planes
 
 __all__ = ["ChunkCodec", "fit_value", "read_selection", "write_selection"]
 
@@ -81,6 +82,27 @@ class ChunkCodec:
         else:
             self.compressor.decode(data, out=out)
         return out
+
+    def decode_part(self, data: bytes, selection: Any) -> npt.NDArray[Any]:
+        """``decode(data)[selection]``, decoding only the blosc blocks the selection needs.
+
+        ``selection`` is a chunk selection of zarr's basic indexing (ints and unit-step
+        slices). Whatever :func:`~diced.chunk_blocks.decode_planes` cannot decode in part
+        is decoded whole.
+        """
+        head = selection[0] if isinstance(selection, tuple) and selection else None
+        if (isinstance(self.compressor, numcodecs.Blosc) and len(self.shape) > 1
+                and isinstance(head, int | slice)):
+            first, stop, step = (slice(head, head + 1) if isinstance(head, int)
+                                 else head).indices(self.shape[0])
+            if step == 1 and stop - first < self.shape[0]:
+                planes = decode_planes(data, self.shape, self.dtype, first, stop)
+                if planes is not None:
+                    part: npt.NDArray[Any] = planes[
+                        (0 if isinstance(head, int) else slice(None), *selection[1:])]
+                    return part
+        whole: npt.NDArray[Any] = self.decode(data)[selection]
+        return whole
 
     def encode(self, chunk: npt.NDArray[Any]) -> bytes | None:
         """Stored bytes of ``chunk``, or ``None`` when it equals the fill value everywhere."""
@@ -150,7 +172,7 @@ def read_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexer
             if not zero_fill:
                 out[p.out_selection] = codec.fill_value
             return
-        part = codec.decode(data)[p.chunk_selection]
+        part = codec.decode_part(data, p.chunk_selection)
         out[p.out_selection] = part.squeeze(axis=indexer.drop_axes) if indexer.drop_axes \
             else part
 

@@ -38,9 +38,16 @@ DEFAULT_REMOTE_CONCURRENCY = 64
 
 
 def default_concurrency(backend: ObjectStore) -> int:
-    """Threads for chunk work: 4 per core on local disk, :data:`DEFAULT_REMOTE_CONCURRENCY`
-    on a bucket."""
-    return DEFAULT_REMOTE_CONCURRENCY if backend.remote else 4 * (os.cpu_count() or 1)
+    """Threads for chunk work: one per core and one more on local disk and memory,
+    :data:`DEFAULT_REMOTE_CONCURRENCY` on a bucket.
+
+    Local chunk work is CPU-bound (blosc and the file system calls of a page-cached store
+    take microseconds to wait on), so threads beyond the cores only contend for them and
+    for the GIL: on 2 cores, unaligned 100³ reads took ~20% longer with 8 threads than with
+    3, and bulk reads and writes were no faster (docs/benchmarks.md). The extra thread
+    covers the moments one waits on the disk.
+    """
+    return DEFAULT_REMOTE_CONCURRENCY if backend.remote else (os.cpu_count() or 1) + 1
 
 
 class DicedStore:
@@ -77,8 +84,9 @@ class DicedStore:
         recently used objects are evicted beyond it.
     concurrency
         Chunk reads, writes and codec work in flight at once: the bound on parallel
-        requests. Default: 4 per CPU core on local disk and memory, 64 on a bucket (where
-        each request mostly waits on the network).
+        requests. Default: one per CPU core plus one on local disk and memory (chunk work
+        there is CPU-bound; raise it for a network file system), 64 on a bucket (where each
+        request mostly waits on the network).
 
     The store is a context manager; :meth:`close` releases it.
 
@@ -132,8 +140,8 @@ class DicedStore:
         #: Decoded chunk-index pages shared by every repo of this store (immutable).
         self.page_cache = PageCache()
         #: Threads that fetch, decode and encode chunks; codecs and I/O release the GIL.
-        #: Their number bounds the requests in flight: a few per core overlap local disk
-        #: latency with compression; a bucket needs many more (see DEFAULT_CONCURRENCY).
+        #: Their number bounds the requests in flight: one per core (and one spare) keeps the
+        #: cores busy on local disk; a bucket needs many more (see DEFAULT_CONCURRENCY).
         self.io_pool = ThreadPoolExecutor(
             max_workers=concurrency or default_concurrency(self.backend),
             thread_name_prefix="diced-io")

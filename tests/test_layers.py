@@ -22,8 +22,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # Pyramids are derived data the API keeps right: lock_node finishes them and arrays
     # build them, so they sit below the API (they use chunk access, never DicedArray).
     ("derived data", ("diced.pyramid", "diced.progress")),
-    ("chunk access", ("diced.chunk_access", "diced.chunkio", "diced.zarr_store",
-                      "diced.zarr_pipeline", "diced.selection", "diced.codecs",
+    ("chunk access", ("diced.chunk_access", "diced.chunk_blocks", "diced.chunkio",
+                      "diced.zarr_store", "diced.zarr_pipeline", "diced.selection",
+                      "diced.codecs",
                       "diced.context", "diced.zarr_")),
     ("versioning", ("diced.versioning",)),
     ("backends", ("diced.backends",)),
