@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -65,6 +65,22 @@ UNCONDITIONAL: Any = object()
 _ENTRY_RETRIES = 1000
 #: Listings a lock sends at once (the pointers of this many arrays, and the files).
 _LISTINGS_IN_FLIGHT = 16
+
+
+class _Inline(Executor):
+    """An executor that runs each call at once on the caller's thread.
+
+    A local disk answers a lock's listings in microseconds: starting and joining threads
+    for them cost more than they overlap (a one-chunk lock took ~1.5 ms longer with them).
+    """
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed over like a pool's future would
+            future.set_exception(exc)
+        return future
 
 
 @dataclass(frozen=True)
@@ -619,8 +635,11 @@ class NodeView:
             record = sealed
         # The listings a lock needs are independent: on a bucket they travel together
         # (the files with the arrays, then every array's pointers) instead of one round
-        # trip after another.
-        with ThreadPoolExecutor(_LISTINGS_IN_FLIGHT, thread_name_prefix="diced-lock") as pool:
+        # trip after another. On local disk they run one after the other.
+        pool: Executor = (
+            ThreadPoolExecutor(_LISTINGS_IN_FLIGHT, thread_name_prefix="diced-lock")
+            if self.backend.remote else _Inline())
+        with pool:
             files = pool.submit(self.files, include_hidden=True)
             arrays = self.arrays()
             frozen = prepare(arrays) if prepare is not None else {}
