@@ -174,11 +174,21 @@ class LocalObjectStore(ObjectStore):
             op(tmp, path)
 
     def _read(self, key: str, start: int = 0, length: int = -1) -> bytes | None:
+        """Bytes ``start:start+length`` of ``key`` (to its end if ``length < 0``), or None.
+
+        Plain ``os`` calls rather than ``open()``: a buffered file object per read was a
+        third of the time of reading a chunk's file. A file never shrinks under its name
+        (updates replace it whole), so reading to its size at ``fstat`` gives a whole
+        snapshot of it; a blob still being written in place reads short, as it would
+        with ``open()``, and fails its digest check.
+        """
         try:
-            with open(self._path(key), "rb") as f:
-                if start:
-                    f.seek(start)
-                return f.read(length)
+            fd = os.open(self._path(key), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                want = length if length >= 0 else max(os.fstat(fd).st_size - start, 0)
+                return os.pread(fd, want, start) if want else b""
+            finally:
+                os.close(fd)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         except OSError as exc:
