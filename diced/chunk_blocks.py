@@ -56,6 +56,8 @@ def decode_planes(data: bytes, shape: tuple[int, ...], dtype: np.dtype[Any],
         return None
     start, end = first * plane, stop * plane
     if flags & _MEMCPYED:  # stored uncompressed after the header
+        if cbytes != _HEADER.size + nbytes:
+            return None
         raw = np.frombuffer(data, np.uint8, end - start, _HEADER.size + start)
         return raw.view(dtype).reshape((stop - first, *shape[1:]))
     nblocks = -(-nbytes // blocksize)
@@ -71,6 +73,8 @@ def decode_planes(data: bytes, shape: tuple[int, ...], dtype: np.dtype[Any],
     for block in range(lo, hi):
         size = min(blocksize, nbytes - block * blocksize)
         pos = bstarts[block]
+        if not _HEADER.size <= pos <= cbytes - _INT.size:
+            return None
         (csize,) = _INT.unpack_from(data, pos)
         at = (block - lo) * blocksize
         stream = source[pos + 4:pos + 4 + csize]

@@ -90,6 +90,21 @@ def test_a_truncated_frame_is_declined() -> None:
     assert decode_planes(data[:-10], chunk.shape, chunk.dtype, 1, 3) is None
 
 
+@pytest.mark.parametrize("offset", [-1, 3, 1 << 30])
+def test_a_frame_with_a_block_offset_outside_it_is_declined(offset: int) -> None:
+    chunk = _chunk(np.random.default_rng(6), "uint8", (64, 64, 64))
+    data = bytearray(numcodecs.Blosc(cname="zstd", clevel=1).encode(chunk))
+    data[16:20] = offset.to_bytes(4, "little", signed=True)  # the first block's start
+    assert decode_planes(bytes(data), chunk.shape, chunk.dtype, 0, 2) is None
+
+
+def test_a_memcpyed_frame_shorter_than_its_header_says_is_declined() -> None:
+    chunk = np.zeros((16, 8, 8), "uint8")
+    data = bytearray(numcodecs.Blosc(cname="zstd", clevel=0).encode(chunk))
+    data[4:8] = (17 * 64).to_bytes(4, "little")  # claims 17 planes, holds 16
+    assert decode_planes(bytes(data), (17, 8, 8), chunk.dtype, 15, 17) is None
+
+
 @pytest.mark.parametrize("locked", [False, True])
 def test_unaligned_reads_through_the_partial_decode_match_numpy(
         tmp_path: Any, monkeypatch: pytest.MonkeyPatch, locked: bool) -> None:
@@ -105,17 +120,18 @@ def test_unaligned_reads_through_the_partial_decode_match_numpy(
     monkeypatch.setattr(diced.chunkio, "decode_planes", spy)
     rng = np.random.default_rng(11)
     truth = np.cumsum(rng.integers(0, 3, (150, 100, 70)), axis=0).astype("uint8")
-    repo = DicedStore(str(tmp_path)).create_repo("r")
-    arr = repo.create_array("img", "uint8", shape=truth.shape, chunks=(64, 64, 64))
-    arr[...] = truth
-    if locked:
-        repo.lock_node("data")
-        arr = repo.get_array("img")
-    for _ in range(40):
-        lo = [int(rng.integers(0, n)) for n in truth.shape]
-        box = tuple(slice(a, int(rng.integers(a + 1, n + 1)))
-                    for a, n in zip(lo, truth.shape, strict=True))
-        if rng.random() < 0.3:  # an integer index on the first axis drops it
-            box = (lo[0], *box[1:])
-        np.testing.assert_array_equal(arr[box], truth[box])
+    with DicedStore(str(tmp_path)) as store:
+        repo = store.create_repo("r")
+        arr = repo.create_array("img", "uint8", shape=truth.shape, chunks=(64, 64, 64))
+        arr[...] = truth
+        if locked:
+            repo.lock_node("data")
+            arr = repo.get_array("img")
+        for _ in range(40):
+            lo = [int(rng.integers(0, n)) for n in truth.shape]
+            box = tuple(slice(a, int(rng.integers(a + 1, n + 1)))
+                        for a, n in zip(lo, truth.shape, strict=True))
+            if rng.random() < 0.3:  # an integer index on the first axis drops it
+                box = (lo[0], *box[1:])
+            np.testing.assert_array_equal(arr[box], truth[box])
     assert any(used), "no read decoded in part"
