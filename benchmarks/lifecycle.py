@@ -18,7 +18,6 @@ so they report for ``diced-locked`` only, next to a baseline where one exists:
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 from pathlib import Path
@@ -41,8 +40,7 @@ _HOUR = 3600.0
 def _fresh(task: Task, name: str) -> Path:
     """An empty scratch directory for one store of the task (its parent created)."""
     root = task.layout.scratch(task.system, task.workload, task.rep) / name
-    if root.exists():
-        shutil.rmtree(root)
+    task.layout.discard(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -95,7 +93,7 @@ def gc_large_store(task: Task) -> Outcome:
             raise AssertionError("garbage collection changed a locked version")
         if store.storage_report().unreferenced.objects:
             raise AssertionError("garbage left after two collections")
-    shutil.rmtree(root)
+    task.layout.discard(root)
     return ({"gc.objects": [float(objects)],
              "gc.garbage": [float(first.trashed.objects + first.deleted.objects)],
              "gc.first": [first_seconds], "gc.requests": [float(requests)],
@@ -182,7 +180,7 @@ def copy_to_s3(task: Task) -> Outcome:
                 raise AssertionError("the pushed version reads differently at the destination")
     finally:
         server.stop()
-    shutil.rmtree(root)
+    task.layout.discard(root)
     return ({"copy.diced.throughput": [first.written.bytes / diced_seconds / 1e6],
              "copy.fsspec.throughput": [synced / sync_seconds / 1e6],
              "copy.diced.bytes": [first.written.bytes / 1e6],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,24 @@ class Layout:
 
     def scratch(self, system: str, workload: str, rep: int) -> Path:
         return self.root / "scratch" / f"{system}-{workload}-{rep}"
+
+    @property
+    def discarded(self) -> Path:
+        """Where :meth:`discard` moves stores; the runner deletes it when the run ends."""
+        return self.root / "discarded"
+
+    def discard(self, path: Path) -> None:
+        """Move the store (or any tree) ``path`` out of the way, if it exists.
+
+        It is renamed, not deleted: on an ext4 without a journal (this benchmark's own
+        machine) every new inode skips those freed in the last 1-6 minutes, probing the
+        inode table for each, so deleting one task's store made the next task's file
+        creations pay for it, in proportion to the files each system creates. Deleting
+        them all after the last task keeps that cost out of every figure.
+        """
+        if path.exists():
+            self.discarded.mkdir(parents=True, exist_ok=True)
+            path.rename(self.discarded / uuid.uuid4().hex)
 
 
 @dataclass(frozen=True)

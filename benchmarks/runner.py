@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -246,6 +247,8 @@ def run(plan: Plan, systems: list[str], workloads: list[str], workdir: Path | No
             if counts:
                 for key, values in result["samples"].items():
                     state.samples.setdefault((key, task.system), []).extend(values)
+        # The stores tasks discarded, deleted only now (Layout.discard says why).
+        shutil.rmtree(layout.discarded, ignore_errors=True)
     _check_codecs(state)
     figures = _figures(plan, systems, skipped, workloads, state)
     return Run(plan=plan, systems=[s for s in ALL_SYSTEMS if s in systems], skipped=skipped,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -112,8 +111,7 @@ def diff_build(task: Task) -> Outcome:
     built = root / "versions.json"
     if built.exists() and json.loads(built.read_text()).get("recipe") == recipe:
         return {}, {}
-    if root.exists():
-        shutil.rmtree(root)
+    task.layout.discard(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     if task.system == "icechunk":
         encoded = _encoded()
@@ -225,7 +223,7 @@ def merge_time(task: Task) -> Outcome:
     from diced import DicedStore
 
     layout, plan = task.layout, task.plan
-    root = _fresh_copy(layout.prepared("diced-locked", "image"),
+    root = _fresh_copy(layout, layout.prepared("diced-locked", "image"),
                        layout.scratch(task.system, task.workload, task.rep))
     left, right = _merge_edits(task)
     c, half = plan.chunk, plan.chunk // 2
@@ -253,7 +251,7 @@ def merge_time(task: Task) -> Outcome:
         added = disk_bytes(root) - before
         repo.change_version(merged)
         _check_merge(repo, ids, left, right, c)
-    shutil.rmtree(root)
+    task.layout.discard(root)
     return {"merge.time": [seconds * 1e3], "merge.bytes": [added / 1e3]}, {}
 
 

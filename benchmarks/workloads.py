@@ -41,7 +41,7 @@ from benchmarks.data import (
     unaligned_boxes,
 )
 from benchmarks.lifecycle import lifecycle
-from benchmarks.plan import Task
+from benchmarks.plan import Layout, Task
 from benchmarks.systems import system
 from benchmarks.versioning import diff_build, diff_time, merge_time
 
@@ -84,10 +84,9 @@ def _check(actual: npt.NDArray[Any], expected: npt.NDArray[Any], what: str) -> N
         raise WrongResult(f"{what}: the system returned different data")
 
 
-def _fresh_copy(source: Path, target: Path) -> Path:
+def _fresh_copy(layout: Layout, source: Path, target: Path) -> Path:
     """A private copy of a prepared store, so a task's writes never leak into another's."""
-    if target.exists():
-        shutil.rmtree(target)
+    layout.discard(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, target, symlinks=True)
     # Write the copy back now: pending writeback would otherwise slow the timed renames
@@ -151,8 +150,7 @@ def bulk_write(task: Task) -> Outcome:
     data = load_volume(layout, task.array)
     root = (layout.prepared(task.system, task.array) if task.keep
             else layout.scratch(task.system, task.workload, task.rep))
-    if root.exists():
-        shutil.rmtree(root)
+    task.layout.discard(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     handle = adapter.create(root, task.array, data.dtype, data.shape,
                             (task.plan.chunk,) * data.ndim)
@@ -166,7 +164,7 @@ def bulk_write(task: Task) -> Outcome:
     stored = disk_bytes(root)
     codecs = handle.codecs()
     if not task.keep:
-        shutil.rmtree(root)
+        task.layout.discard(root)
     return ({f"write.{task.array}.throughput": [data.nbytes / seconds / 1e9],
              f"write.{task.array}.stored": [stored / 1e6]},
             {"codecs": codecs})
@@ -215,7 +213,7 @@ def random_reads(task: Task) -> Outcome:
 def rmw(task: Task) -> Outcome:
     """Small unaligned writes, each a read-modify-write of up to 8 chunks, then a commit."""
     adapter, layout, plan = system(task.system), task.layout, task.plan
-    root = _fresh_copy(layout.prepared(task.system, "image"),
+    root = _fresh_copy(layout, layout.prepared(task.system, "image"),
                        layout.scratch(task.system, task.workload, task.rep))
     handle = adapter.open_for_edit(root, "image")
     boxes = unaligned_boxes(plan, plan.rmw_edge, plan.rmw_writes, "rmw", task.rep)
@@ -227,7 +225,7 @@ def rmw(task: Task) -> Outcome:
     samples: Samples = {"rmw.median": [_stat(times, 50)], "rmw.p90": [_stat(times, 90)]}
     if adapter.commit_means:
         samples["rmw.commit"] = [_seconds(partial(adapter.commit, "edits")) * 1e3]
-    shutil.rmtree(root)
+    task.layout.discard(root)
     return samples, {}
 
 
@@ -239,7 +237,7 @@ def _edited_chunk(volume: npt.NDArray[Any], box: Box, step: int) -> npt.NDArray[
 def branch_bytes(task: Task) -> Outcome:
     """Bytes a branch plus a one-chunk edit adds (diced·open: before the node is locked)."""
     adapter, layout, plan = system(task.system), task.layout, task.plan
-    root = _fresh_copy(layout.prepared(task.system, "image"),
+    root = _fresh_copy(layout, layout.prepared(task.system, "image"),
                        layout.scratch(task.system, task.workload, task.rep))
     versions = adapter.versions(root)
     versions.head()  # diced·open's prepared root is locked here, before counting
@@ -250,7 +248,7 @@ def branch_bytes(task: Task) -> Outcome:
     if adapter.commit_means:
         versions.commit("one-chunk edit")
     added = disk_bytes(root) - before
-    shutil.rmtree(root)
+    task.layout.discard(root)
     return {"branch.bytes": [added / 1e3]}, {}
 
 
@@ -266,7 +264,8 @@ def history_build(task: Task) -> Outcome:
     ids go to ``versions.json`` for :func:`history_reads`.
     """
     adapter, layout, plan = system(task.system), task.layout, task.plan
-    root = _fresh_copy(layout.prepared(task.system, "image"), layout.history(task.system))
+    root = _fresh_copy(layout, layout.prepared(task.system, "image"),
+                       layout.history(task.system))
     versions = adapter.versions(root)
     volume = load_volume(layout, "image")
     deepest = max(plan.depths)
@@ -329,8 +328,7 @@ def import_stack(task: Task) -> Outcome:
     adapter, layout, plan = system(task.system), task.layout, task.plan
     slices = ensure_tiff_stack(layout, "image")
     root = layout.scratch(task.system, task.workload, task.rep)
-    if root.exists():
-        shutil.rmtree(root)
+    task.layout.discard(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     _warm_memory(4 * plan.chunk * plan.size**2)
     before = _status_kb("VmRSS") * 1024
@@ -342,7 +340,7 @@ def import_stack(task: Task) -> Outcome:
     expected = load_volume(layout, "image")
     _check(handle.read(_whole(expected.shape)), expected, f"{adapter.label} import")
     codecs = handle.codecs()
-    shutil.rmtree(root)
+    task.layout.discard(root)
     return ({"import.throughput": [expected.nbytes / seconds / 1e9],
              "import.peak_increase": [(peak - before) / 1e6]}, {"codecs": codecs})
 
@@ -362,8 +360,7 @@ def pyramid_update(task: Task) -> Outcome:
     layout, plan = task.layout, task.plan
     volume = tiled_volume(layout, "image", plan.pyramid_size)
     root = layout.scratch(task.system, task.workload, task.rep)
-    if root.exists():
-        shutil.rmtree(root)
+    task.layout.discard(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     with DicedStore(str(root)) as store:
         repo = store.create_repo("bench", "pyramid")
@@ -388,7 +385,7 @@ def pyramid_update(task: Task) -> Outcome:
         first = tuple(slice(s.start // 2, s.stop // 2) for s in boxes[0])
         _check(arr.level(1)[first], downsample(arr[boxes[0]], (2, 2, 2), "mean"),
                "diced pyramid update")
-    shutil.rmtree(root)
+    task.layout.discard(root)
     return ({"pyramid.update": [update * 1e3],
              "pyramid.update_chunks": [float(report.total_rewritten)],
              "pyramid.rebuild": [rebuild * 1e3],

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.plan import Layout
 from benchmarks.report import BEGIN, END, write_document
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +82,25 @@ def test_quick_run_writes_the_document_with_its_command(quick_run: tuple[str, Pa
     for fact in ("| CPU |", "| packages |", "| diced commit |", "load average"):
         assert fact in text
     assert _table_rows(stdout) == _table_rows(text)
+
+
+def test_discarded_stores_are_deleted_when_the_run_ends(quick_run: tuple[str, Path]) -> None:
+    work = quick_run[1].parent / "work"
+    assert (work / "prepared").is_dir()  # the stores later workloads read are kept
+    assert not (work / "discarded").exists()
+    assert not any(p.is_file() for p in (work / "scratch").rglob("*"))  # moved, then deleted
+
+
+def test_discard_moves_a_tree_aside(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    store = tmp_path / "scratch" / "s"
+    (store / "a").mkdir(parents=True)
+    (store / "a" / "f").write_bytes(b"x")
+    layout.discard(store)
+    layout.discard(tmp_path / "never-made")  # nothing there: nothing to do
+    assert not store.exists()
+    [moved] = layout.discarded.iterdir()
+    assert (moved / "a" / "f").read_bytes() == b"x"
 
 
 def test_every_workload_has_a_row_per_system(quick_run: tuple[str, Path]) -> None:

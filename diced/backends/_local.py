@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from diced.backends._base import ObjectInfo, ObjectStore, Versioned, check_key, content_token
-from diced.errors import StorageError
+from diced.errors import InvalidInputError, StorageError
 
 __all__ = ["STALE_TEMP_SECONDS", "LocalObjectStore"]
 
@@ -23,6 +23,9 @@ _LOCK_STRIPES = 64
 #: A temporary file older than this belongs to a writer that died (a live one publishes its
 #: file within milliseconds); opening a store removes such files.
 STALE_TEMP_SECONDS = 3600
+#: Temporary files of ``put`` and compare-and-swap sit beside their target under this
+#: prefix, which no key segment may start with (diced percent-encodes ``%`` in names).
+_SIBLING_TEMP = "%tmp-"
 
 
 class LocalObjectStore(ObjectStore):
@@ -30,6 +33,8 @@ class LocalObjectStore(ObjectStore):
 
     Every write goes to a temporary file first and is published with ``os.replace`` or
     ``os.link``, so a reader (or a process killed mid-write) never sees a torn object.
+    Replaced objects (pointers, records) are written beside their target, under a name
+    listings skip; created-once objects in a private directory.
     ``put_if_absent`` relies on ``link`` failing atomically when the name exists.
     ``compare_and_swap``, ``put`` and ``delete`` hold an ``flock`` on one of 64 lock files
     (chosen by a hash of the key) around compare-and-publish, which makes them atomic
@@ -60,12 +65,17 @@ class LocalObjectStore(ObjectStore):
         # directory) and a counter.
         self._names = itertools.count()
         self._name_prefix = ""
-        self.sweep_temporaries()
+        self.sweep_temporaries(everywhere=False)
 
     def __repr__(self) -> str:
         return f"LocalObjectStore({self.root!r})"
 
     def _path(self, key: str) -> str:
+        if _SIBLING_TEMP in key and (key.startswith(_SIBLING_TEMP)
+                                     or f"/{_SIBLING_TEMP}" in key):
+            raise InvalidInputError(
+                f"invalid object key {key!r}: on local disk no key segment may start "
+                f"with {_SIBLING_TEMP!r} (reserved for temporary files)")
         return os.path.join(self.root, check_key(key))
 
     @contextmanager
@@ -105,26 +115,42 @@ class LocalObjectStore(ObjectStore):
                 os.close(fd)
         self._lock_fds = {}
 
-    def sweep_temporaries(self, older_than: float = STALE_TEMP_SECONDS) -> tuple[int, int]:
+    def sweep_temporaries(self, older_than: float = STALE_TEMP_SECONDS, *,
+                          everywhere: bool = True) -> tuple[int, int]:
         """Delete temporary files of killed writers older than ``older_than`` seconds.
 
         Returns ``(files, bytes)`` removed. Never touches a live writer's file, which is
-        published or removed within the write call.
+        published or removed within the write call. ``everywhere=False`` looks only in
+        the private temporary directory (what opening a store does: cheap); the default
+        also walks the store for the temporaries ``put`` leaves beside their target
+        (what the garbage collector does: one more walk of the tree).
         """
         cutoff = time.time() - older_than
         removed = freed = 0
+
+        def sweep(path: str) -> None:
+            nonlocal removed, freed
+            with suppress(FileNotFoundError):
+                st = os.stat(path)
+                if st.st_mtime < cutoff:
+                    os.unlink(path)
+                    removed, freed = removed + 1, freed + st.st_size
+
         try:
             entries = list(os.scandir(self._tmp))
         except (FileNotFoundError, NotADirectoryError):
-            return 0, 0
+            entries = []
         except OSError as exc:
             raise StorageError(f"cannot list {self._tmp!r}: {exc}") from exc
         for entry in entries:
-            with suppress(FileNotFoundError):
-                st = entry.stat()
-                if st.st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    removed, freed = removed + 1, freed + st.st_size
+            sweep(entry.path)
+        if everywhere:
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                if dirpath == self.root:
+                    dirnames[:] = [d for d in dirnames if d != _PRIVATE]
+                for name in filenames:
+                    if name.startswith(_SIBLING_TEMP):
+                        sweep(os.path.join(dirpath, name))
         return removed, freed
 
     def _create(self, path: str, *, parents: str) -> int:
@@ -156,12 +182,30 @@ class LocalObjectStore(ObjectStore):
         finally:
             os.close(fd)
 
-    def _write_temp(self, data: bytes) -> str:
+    def _temp_name(self) -> str:
         # Unique per instance, process and call: cheaper than a random name per file.
         if not self._name_prefix.startswith(f"{os.getpid()}-"):
             self._name_prefix = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        tmp = os.path.join(self._tmp, f"{self._name_prefix}-{next(self._names)}")
+        return f"{self._name_prefix}-{next(self._names)}"
+
+    def _write_temp(self, data: bytes) -> str:
+        """A new temporary file holding ``data`` in the private temporary directory."""
+        tmp = os.path.join(self._tmp, self._temp_name())
         self._fill(self._create(tmp, parents=self._tmp), tmp, data)
+        return tmp
+
+    def _write_sibling(self, path: str, data: bytes) -> str:
+        """A new temporary file holding ``data`` in ``path``'s directory (created if missing).
+
+        Beside its target rather than in the store's private directory: a rename within
+        one directory locks only that directory, where a rename across directories takes
+        the file system's rename lock and both directories' locks, so writers of many
+        pointers would queue on the one temporary directory. Its name (``%tmp-...``) is
+        one no key can have (keys percent-encode ``%``), and listings skip it.
+        """
+        parent = os.path.dirname(path)
+        tmp = os.path.join(parent, _SIBLING_TEMP + self._temp_name())
+        self._fill(self._create(tmp, parents=parent), tmp, data)
         return tmp
 
     def _publish(self, publish: str, tmp: str, path: str) -> None:
@@ -211,9 +255,14 @@ class LocalObjectStore(ObjectStore):
         # docstring inherited
         path = self._path(key)
         try:
-            tmp = self._write_temp(data)
-            with self._locked(key):
-                self._publish("replace", tmp, path)
+            tmp = self._write_sibling(path, data)
+            try:
+                with self._locked(key):
+                    os.replace(tmp, path)
+            except BaseException:
+                with suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
         except OSError as exc:
             raise StorageError(f"cannot write {key!r} in {self.root!r}: {exc}") from exc
 
@@ -236,12 +285,12 @@ class LocalObjectStore(ObjectStore):
         """Replace the object with ``new`` if ``current_ok(current content)``, under the lock."""
         path = self._path(key)
         try:
-            tmp = self._write_temp(new)
+            tmp = self._write_sibling(path, new)
             try:
                 with self._locked(key):
                     if not current_ok(self._read(key)):
                         return False
-                    self._publish("replace", tmp, path)
+                    os.replace(tmp, path)
                     return True
             finally:
                 with suppress(FileNotFoundError):
@@ -307,6 +356,8 @@ class LocalObjectStore(ObjectStore):
             if not rel:
                 dirnames[:] = [d for d in dirnames if d != _PRIVATE]
             for name in filenames:
+                if name.startswith(_SIBLING_TEMP):
+                    continue
                 key = rel + name
                 if key.startswith(prefix):
                     yield key, os.path.join(dirpath, name)

@@ -1,4 +1,4 @@
-"""A full disk leaves no temporary files behind, and opening a store sweeps old ones (defect 12).
+"""A full disk leaves no temporary files behind; opening a store and gc sweep old ones (defect 12).
 
 Writes fail for real: on a 1 MiB tmpfs (ENOSPC) where this machine lets root mount one,
 and always under a file-size limit (EFBIG) in a child process.
@@ -14,16 +14,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from diced import DicedStore, StorageError
+from diced import DicedStore, InvalidInputError, StorageError
 from diced.backends import LocalObjectStore
 from diced.backends._local import STALE_TEMP_SECONDS
 
 
 def _temporaries(root: Path) -> list[str]:
+    """Temporary files in the private directory, and those ``put`` writes beside targets."""
     tmp = root / ".diced-local" / "tmp"
-    return sorted(os.listdir(tmp)) if tmp.exists() else []
+    private = sorted(os.listdir(tmp)) if tmp.exists() else []
+    beside = sorted(str(p.relative_to(root)) for p in root.rglob("%tmp-*"))
+    return private + beside
 
 
 @pytest.fixture
@@ -96,3 +100,39 @@ def test_opening_a_store_sweeps_stale_temporaries(tmp_path: Path) -> None:
     assert _temporaries(root) == ["a-live-writer"]
     assert LocalObjectStore(str(root)).sweep_temporaries(older_than=0) == (1, 1)
     assert _temporaries(root) == []
+
+
+def test_gc_sweeps_stale_temporaries_beside_their_targets(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with DicedStore(str(root)) as store:
+        repo = store.create_repo("r")
+        arr = repo.create_array("a", "uint8", shape=(64, 64), chunks=(32, 32))
+        arr[:] = 7
+        pointer = next(p for p in root.rglob("*") if p.is_file() and "/open/" in str(p)
+                       and "/chunks/" in str(p))
+        assert _temporaries(root) == []  # a finished write leaves none
+        stale, young = pointer.parent / "%tmp-1-dead-0", pointer.parent / "%tmp-1-live-0"
+        stale.write_bytes(b"x" * 10)
+        young.write_bytes(b"y")
+        old = time.time() - STALE_TEMP_SECONDS - 60
+        os.utime(stale, (old, old))
+        backend = LocalObjectStore(str(root))  # opening looks only in its private directory
+        assert sorted(_temporaries(root)) == sorted(
+            str(p.relative_to(root)) for p in (stale, young))
+        listed = list(backend.list_prefix(""))
+        assert listed and not any("%tmp-" in key for key in listed)
+        report = store.gc(STALE_TEMP_SECONDS, progress=False)
+        assert (report.temporaries.objects, report.temporaries.bytes) == (1, 10)
+        assert _temporaries(root) == [str(young.relative_to(root))]
+        assert np.all(repo.get_array("a")[:] == 7)
+
+
+def test_local_keys_may_not_name_temporary_files(tmp_path: Path) -> None:
+    backend = LocalObjectStore(str(tmp_path / "store"))
+    for key in ("%tmp-1", "a/%tmp-1-x-0", "a/b/%tmp-"):
+        with pytest.raises(InvalidInputError, match="reserved for temporary files"):
+            backend.put(key, b"x")
+        with pytest.raises(InvalidInputError, match="reserved for temporary files"):
+            backend.get(key)
+    backend.put("a/x%tmp-1", b"fine")  # only a segment's start is reserved
+    assert backend.get("a/x%tmp-1") == b"fine"
