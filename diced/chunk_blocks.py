@@ -70,6 +70,23 @@ def decode_planes(data: bytes, shape: tuple[int, ...], dtype: np.dtype[Any],
     bstarts = struct.unpack_from(f"<{nblocks}i", data, _HEADER.size)
     out = bytearray((hi - lo) * blocksize)
     source, target = memoryview(data), memoryview(out)
+    # Consecutive zstd blocks are decoded by one call: zstd decodes concatenated frames
+    # in turn, straight into ``out``. One call per block cost a release and re-take of
+    # the GIL each, and the reading threads queued on it.
+    run: list[memoryview] = []
+    run_at = run_end = 0
+
+    def flush() -> bool:
+        if run:
+            try:
+                done = _ZSTD_CODEC.decode(b"".join(run), out=target[run_at:run_end])
+            except (RuntimeError, ValueError):  # not zstd frames, or the wrong sizes
+                return False
+            if len(done) != run_end - run_at:
+                return False
+            run.clear()
+        return True
+
     for block in range(lo, hi):
         size = min(blocksize, nbytes - block * blocksize)
         pos = bstarts[block]
@@ -77,15 +94,20 @@ def decode_planes(data: bytes, shape: tuple[int, ...], dtype: np.dtype[Any],
             return None
         (csize,) = _INT.unpack_from(data, pos)
         at = (block - lo) * blocksize
-        stream = source[pos + 4:pos + 4 + csize]
-        if csize != size:  # else stored raw: blosc found the block incompressible
-            try:
-                stream = memoryview(_ZSTD_CODEC.decode(stream))
-            except RuntimeError:  # not a zstd frame
-                return None
-        if len(stream) != size:
+        if not 0 < csize <= cbytes - pos - _INT.size:
             return None
-        target[at:at + size] = stream
+        stream = source[pos + 4:pos + 4 + csize]
+        if csize == size:  # stored raw: blosc found the block incompressible
+            if not flush():
+                return None
+            target[at:at + size] = stream
+            continue
+        if not run:
+            run_at = at
+        run.append(stream)
+        run_end = at + size
+    if not flush():
+        return None
     at = start - lo * blocksize
     planes = np.frombuffer(out, dtype, (end - start) // dtype.itemsize, at)
     return planes.reshape((stop - first, *shape[1:]))

@@ -71,6 +71,28 @@ def test_a_uint8_zstd_chunk_is_decoded_in_part() -> None:
     assert decode_planes(data, chunk.shape, chunk.dtype, 0, 63) is None
 
 
+def test_runs_of_compressed_blocks_between_raw_ones_decode_in_place() -> None:
+    # Blocks of 4 planes: noise planes make a block incompressible (blosc stores it raw),
+    # smooth ones compressible, so one frame mixes raw blocks and runs of zstd frames.
+    rng = np.random.default_rng(11)
+    chunk = np.zeros((64, 32, 32), dtype="uint8")
+    kinds = rng.permutation([0] * 8 + [1] * 8)
+    for block, noisy in enumerate(kinds):
+        planes = slice(4 * block, 4 * block + 4)
+        chunk[planes] = (rng.integers(0, 256, (4, 32, 32)) if noisy
+                         else np.cumsum(rng.integers(0, 2, (4, 32, 32)), axis=-1))
+    data = bytes(numcodecs.Blosc(cname="zstd", clevel=1, shuffle=0,
+                                 blocksize=4096).encode(chunk))
+    decoded = 0
+    for first in range(0, 64, 3):
+        for stop in range(first + 1, 65, 5):
+            planes = decode_planes(data, chunk.shape, chunk.dtype, first, stop)
+            if planes is not None:
+                decoded += 1
+                np.testing.assert_array_equal(planes, chunk[first:stop])
+    assert decoded > 100
+
+
 def test_an_uncompressed_frame_is_sliced_without_decoding() -> None:
     chunk = np.random.default_rng(3).integers(0, 256, (16, 32, 32)).astype("uint8")
     data = bytes(numcodecs.Blosc(cname="zstd", clevel=0).encode(chunk))  # memcpyed
