@@ -53,6 +53,7 @@ __all__ = ["UNCONDITIONAL", "ZARR_OBJECT_PREFIX", "ArrayInfo", "ChunkState", "No
            "load_manifest", "not_open_error"]
 
 T = TypeVar("T")
+_R = TypeVar("_R", NodeRecord, ArrayEntry)
 Coords = tuple[int, ...]
 Extents = tuple[tuple[int, int], ...]
 
@@ -63,6 +64,8 @@ ZARR_OBJECT_PREFIX = "\x00zarr/"
 #: ``expect`` value for :meth:`NodeView.publish_chunk` meaning "write unconditionally".
 UNCONDITIONAL: Any = object()
 _ENTRY_RETRIES = 1000
+#: Parsed records a view remembers (by their bytes) before it forgets them all.
+_PARSED_KEPT = 64
 #: Listings a lock sends at once (the pointers of this many arrays, and the files).
 _LISTINGS_IN_FLIGHT = 16
 
@@ -171,9 +174,27 @@ class NodeView:
         self.base = base
         self.cache = cache
         self._indexes: dict[int, ChunkIndex] = {}
+        self._parsed: dict[tuple[type, bytes], Any] = {}
         #: Bumped when the view switches from open to locked (see :meth:`refresh`); array
         #: handles compare it to know their :class:`ArrayInfo` must be re-read.
         self.generation = 0
+
+    def _parse(self, kind: type[_R], data: bytes, key: str) -> _R:
+        """``kind.from_bytes(data, key)``, remembered by the exact bytes.
+
+        An open node's reads re-read its record and the array's entry every time (other
+        processes may have changed them); parsing them (JSON, then validation) cost
+        ~50 µs a read, three times the reads themselves. The same bytes always parse to
+        the same immutable record, so a hit is exactly what parsing would return.
+        """
+        memo = self._parsed
+        found = memo.get((kind, data))
+        if found is None:
+            found = kind.from_bytes(data, key)
+            if len(memo) >= _PARSED_KEPT:
+                memo.clear()
+            memo[(kind, data)] = found
+        return found
 
     @classmethod
     def open(cls, backend: ObjectStore, record: NodeRecord, cache: PageCache,
@@ -233,7 +254,7 @@ class NodeView:
             [record_key, entry_key, *pointer_keys])
         if record_data is None:
             raise NotFoundError(f"version node {self.uuid} no longer exists")
-        if self._follow(NodeRecord.from_bytes(record_data, record_key)):
+        if self._follow(self._parse(NodeRecord, record_data, record_key)):
             return None
         current = self._entry_info(info.name, entry_data, entry_key)
         if current is None or current.id != info.id:
@@ -258,7 +279,7 @@ class NodeView:
         found = self.backend.get_versioned(key)
         if found is None:
             raise NotFoundError(f"version node {self.uuid} no longer exists")
-        return NodeRecord.from_bytes(found.data, key), found.token
+        return self._parse(NodeRecord, found.data, key), found.token
 
     def load_record(self) -> NodeRecord:
         """The node's record as stored now."""
@@ -356,7 +377,7 @@ class NodeView:
 
     def _entry_info(self, name: str, data: bytes | None, key: str) -> ArrayInfo | None:
         """The array ``name`` given its entry's bytes at this open node (``None``: none)."""
-        return self._info(name, None if data is None else ArrayEntry.from_bytes(data, key))
+        return self._info(name, None if data is None else self._parse(ArrayEntry, data, key))
 
     def array(self, name: str) -> ArrayInfo:
         """The array ``name`` at this node; :class:`NotFoundError` if there is none."""

@@ -8,6 +8,7 @@ content-comparing compare-and-swap and content addressing work on them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -81,9 +82,11 @@ def _build(cls: Any, data: bytes, what: str, where: str,
     return record
 
 
+_UUID = re.compile(r"[0-9a-f]{32}")
+
+
 def _is_uuid(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef"
-                                                                for c in value)
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None
 
 
 def parse_uuid(data: bytes, what: str, where: str) -> str:
