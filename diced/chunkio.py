@@ -29,7 +29,7 @@ from zarr.core.metadata import ArrayV3Metadata
 from diced.chunk_access import ChunkAccess
 from diced.chunk_blocks import decode_planes
 
-__all__ = ["ChunkCodec", "fit_value", "read_selection", "write_selection"]
+__all__ = ["ChunkCodec", "fit_value", "is_fill", "read_selection", "write_selection"]
 
 @dataclass(frozen=True)
 class ChunkCodec:
@@ -110,37 +110,49 @@ class ChunkCodec:
         # The fill check comes before encoding: blosc-zstd takes ~2 ms to encode a 2 MiB
         # chunk of zeros, the check ~0.1 ms once the chunk is copied (and in cache), and
         # sparse label volumes are mostly such chunks.
-        if self._is_fill(chunk):
+        if is_fill(chunk, self.fill_value):
             return None
         if self.compressor is None:
             return chunk.tobytes()
         return bytes(self.compressor.encode(chunk))
 
-    def _is_fill(self, chunk: npt.NDArray[Any]) -> bool:
-        """Whether the contiguous ``chunk`` equals the fill value everywhere."""
-        flat = chunk.reshape(-1)
-        if flat.size == 0:
-            return True
-        fill = self.fill_value
-        # A chunk holding data usually differs in a corner, which settles it at once; one
-        # that does not is scanned in eighths, so data found early stops the scan.
-        if flat[0] != fill or flat[-1] != fill:
-            return False
-        step = max(flat.size // 8, 4096)
-        for start in range(0, flat.size, step):
-            piece = flat[start:start + step]
-            if (piece.any() if not fill else not np.all(piece == fill)):
-                return False
-        if fill or self.dtype.kind not in "fc":
-            return True
-        # Zeros of both signs compare equal, but the stored bytes must be the fill value's:
-        # a chunk of -0.0 is not the fill value +0.0 (nor the other way round).
-        pairs = ([(flat, fill)] if self.dtype.kind == "f"
-                 else [(flat.real, fill.real), (flat.imag, fill.imag)])
-        return all(bool(np.all(np.signbit(part) == np.signbit(want))) for part, want in pairs)
-
     def fill(self) -> npt.NDArray[Any]:
         return np.full(self.shape, self.fill_value, dtype=self.dtype)
+
+
+def _words(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """The contiguous ``array``'s bytes, one row of unsigned words per element."""
+    size = array.dtype.itemsize
+    word = size if size in (1, 2, 4, 8) else 8 if size % 8 == 0 else 1
+    return array.reshape(-1).view(f"u{word}").reshape(-1, size // word)
+
+
+def is_fill(chunk: npt.NDArray[Any], fill: npt.NDArray[Any]) -> bool:
+    """Whether every element of ``chunk`` holds exactly the bytes of ``fill`` (same dtype).
+
+    Bytes, not values: a chunk of ``-0.0`` (or ``-0j``) is not the fill value ``+0.0`` and
+    must be stored, and a NaN is the fill only with the fill's payload; reading the
+    chunk back then gives the bytes written, on every write path. Elements that are
+    references (Python objects, variable-length strings) are compared by value. A chunk
+    holding data usually differs in a corner, which settles it at once; one that does
+    not is scanned in eighths, so data found early stops the scan.
+    """
+    if chunk.dtype.hasobject or chunk.dtype.kind == "T":  # references: compare values
+        return bool(np.array_equal(chunk, np.broadcast_to(np.asarray(fill, chunk.dtype),
+                                                          chunk.shape)))
+    words = _words(np.ascontiguousarray(chunk))
+    want = _words(np.ascontiguousarray(fill, dtype=chunk.dtype))[0]
+    if not len(words):
+        return True
+    if (words[0] != want).any() or (words[-1] != want).any():
+        return False
+    zero = not want.any()
+    step = max(len(words) // 8, 4096)
+    for start in range(0, len(words), step):
+        piece = words[start:start + step]
+        if piece.any() if zero else (piece != want).any():
+            return False
+    return True
 
 
 def fit_value(value: npt.NDArray[Any], shape: tuple[int, ...]) -> npt.NDArray[Any]:

@@ -71,8 +71,7 @@ class LocalObjectStore(ObjectStore):
         return f"LocalObjectStore({self.root!r})"
 
     def _path(self, key: str) -> str:
-        if _SIBLING_TEMP in key and (key.startswith(_SIBLING_TEMP)
-                                     or f"/{_SIBLING_TEMP}" in key):
+        if key.startswith(_SIBLING_TEMP) or "/" + _SIBLING_TEMP in key:
             raise InvalidInputError(
                 f"invalid object key {key!r}: on local disk no key segment may start "
                 f"with {_SIBLING_TEMP!r} (reserved for temporary files)")
@@ -145,9 +144,7 @@ class LocalObjectStore(ObjectStore):
         for entry in entries:
             sweep(entry.path)
         if everywhere:
-            for dirpath, dirnames, filenames in os.walk(self.root):
-                if dirpath == self.root:
-                    dirnames[:] = [d for d in dirnames if d != _PRIVATE]
+            for dirpath, filenames in self._tree(self.root, "the store"):
                 for name in filenames:
                     if name.startswith(_SIBLING_TEMP):
                         sweep(os.path.join(dirpath, name))
@@ -342,19 +339,28 @@ class LocalObjectStore(ObjectStore):
         except OSError as exc:
             raise StorageError(f"cannot delete {key!r} in {self.root!r}: {exc}") from exc
 
+    def _tree(self, top: str, what: str) -> Iterator[tuple[str, list[str]]]:
+        """``(directory, file names)`` below ``top``, without the private directory.
+
+        A directory that vanishes while walking is skipped; any other error is a
+        :class:`StorageError` naming ``what`` was being listed.
+        """
+        def fail(exc: OSError) -> None:
+            if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                raise StorageError(f"cannot list {what} in {self.root!r}: {exc}") from exc
+
+        for dirpath, dirnames, filenames in os.walk(top, onerror=fail):
+            if dirpath == self.root:
+                dirnames[:] = [d for d in dirnames if d != _PRIVATE]
+            yield dirpath, filenames
+
     def _walk(self, prefix: str) -> Iterator[tuple[str, str]]:
         """``(key, path)`` of every object whose key starts with ``prefix``."""
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         top = os.path.join(self.root, base) if base else self.root
-        def fail(exc: OSError) -> None:
-            if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):
-                raise StorageError(f"cannot list {prefix!r} in {self.root!r}: {exc}") from exc
-
-        for dirpath, dirnames, filenames in os.walk(top, onerror=fail):
+        for dirpath, filenames in self._tree(top, repr(prefix)):
             rel = os.path.relpath(dirpath, self.root)
             rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-            if not rel:
-                dirnames[:] = [d for d in dirnames if d != _PRIVATE]
             for name in filenames:
                 if name.startswith(_SIBLING_TEMP):
                     continue
