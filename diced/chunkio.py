@@ -27,7 +27,7 @@ from zarr.core.indexing import BasicIndexer, ChunkProjection
 from zarr.core.metadata import ArrayV3Metadata
 
 from diced.chunk_access import ChunkAccess
-from diced.chunk_blocks import decode_planes
+from diced.chunk_blocks import decode_planes, rewrite_planes
 
 __all__ = ["ChunkCodec", "fit_value", "is_fill", "read_selection", "write_selection"]
 
@@ -115,6 +115,54 @@ class ChunkCodec:
         if self.compressor is None:
             return chunk.tobytes()
         return bytes(self.compressor.encode(chunk))
+
+    def merge(self, current: bytes | None, selection: Any, part: npt.NDArray[Any]
+              ) -> bytes | None:
+        """Stored bytes of the chunk ``current`` (``None``: all fill value) after
+        ``chunk[selection] = part``; ``None`` when the result is all fill value.
+
+        Byte for byte ``encode`` of the edited chunk. A small edit of a blosc chunk
+        decodes and compresses only the blocks holding the planes it touches (see
+        :func:`~diced.chunk_blocks.rewrite_planes`): compressing was most of the time of
+        a small read-modify-write, and a 10³ edit of a 64³ uint8 chunk touches 2 of its 8
+        blocks.
+        """
+        head = selection[0] if isinstance(selection, tuple) and selection else None
+        if (current is not None and isinstance(self.compressor, numcodecs.Blosc)
+                and len(self.shape) > 1 and isinstance(head, int | slice)
+                # Writing fill values may leave a chunk of fill (stored as nothing),
+                # which only a look at the whole chunk tells.
+                and not is_fill(np.ascontiguousarray(part, self.dtype), self.fill_value)):
+            first, stop, step = (slice(head, head + 1) if isinstance(head, int)
+                                 else head).indices(self.shape[0])
+            if step == 1 and stop > first:
+                def edit(planes: npt.NDArray[Any], at: int) -> None:
+                    axis0 = head - at if isinstance(head, int) else slice(first - at,
+                                                                          stop - at)
+                    planes[(axis0, *selection[1:])] = part
+
+                new = rewrite_planes(current, self.shape, self.dtype, first, stop, edit,
+                                     self._compress_blocks)
+                if new is not None:
+                    return new
+        chunk = self.fill() if current is None else self.decode(current)
+        chunk[selection] = part
+        return self.encode(chunk)
+
+    def _compress_blocks(self, raw: bytes, blocksize: int) -> bytes:
+        """``raw`` compressed by this chunk codec's blosc, in blocks of ``blocksize``."""
+        codec = self._block_codecs.get(blocksize)
+        if codec is None:
+            config = self.compressor.get_config()
+            codec = numcodecs.Blosc(cname=config["cname"], clevel=config["clevel"],
+                                    shuffle=config["shuffle"], blocksize=blocksize,
+                                    typesize=self.dtype.itemsize)
+            self._block_codecs[blocksize] = codec
+        return bytes(codec.encode(raw))
+
+    @cached_property
+    def _block_codecs(self) -> dict[int, Any]:
+        return {}
 
     def fill(self) -> npt.NDArray[Any]:
         return np.full(self.shape, self.fill_value, dtype=self.dtype)
@@ -218,11 +266,7 @@ def write_selection(access: ChunkAccess, codec: ChunkCodec, indexer: BasicIndexe
             access.write(p.chunk_coords, codec.encode(chunk))
             return
 
-        def merge(current: bytes | None) -> bytes | None:
-            chunk = codec.fill() if current is None else codec.decode(current)
-            chunk[p.chunk_selection] = part
-            return codec.encode(chunk)
-
-        access.update(p.chunk_coords, merge)
+        access.update(p.chunk_coords,
+                      lambda current: codec.merge(current, p.chunk_selection, part))
 
     access.run(work, indexer)
