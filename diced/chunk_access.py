@@ -267,27 +267,46 @@ class ChunkAccess:
     # -- many chunks ------------------------------------------------------------------------
 
     def run(self, work: Callable[[T], None], items: Iterable[T]) -> None:
-        """Run ``work(item)`` for every item on the I/O pool; raise the first failure.
+        """Run ``work(item)`` for every item on the I/O pool and in the calling thread;
+        raise the first failure.
 
-        Every item finishes before a failure is raised, so a write that raised never lands
-        afterwards.
+        After a failure (or a ``KeyboardInterrupt`` in the caller) no further item
+        starts, and every item already started finishes before the failure is raised, so
+        a write that raised never lands afterwards.
         """
         todo = list(items)
         if len(todo) == 1:
             work(todo[0])
             return
-        # A few tasks per thread, each running a run of items: far fewer submissions than
-        # one task per chunk, and still balanced across the threads.
-        tasks = min(len(todo), 2 * self.pool._max_workers)
+        # The threads take items one at a time from one iterator (next() on a list
+        # iterator is atomic under the GIL), so none idles while others have a queue, and
+        # the caller takes items too rather than sleeping until the pool is done: one
+        # thread hand-off fewer per read, which the GIL made expensive (docs/benchmarks.md).
+        pending = iter(todo)
+        failed = False
 
-        def run_share(share: list[T]) -> None:
-            for item in share:
-                work(item)
+        def drain() -> None:
+            nonlocal failed
+            try:
+                for item in pending:
+                    if failed:
+                        return
+                    work(item)
+            except BaseException:
+                failed = True
+                raise
 
-        futures = [self.pool.submit(run_share, todo[i::tasks]) for i in range(tasks)]
-        wait(futures)
+        futures = [self.pool.submit(drain)
+                   for _ in range(min(len(todo), self.pool._max_workers) - 1)]
+        try:
+            drain()
+        finally:
+            for future in futures:
+                future.cancel()  # not started yet: nothing left for it to take
+            wait(futures)
         for future in futures:
-            future.result()
+            if not future.cancelled():
+                future.result()
 
 
 def metadata_of(info: ArrayInfo) -> ArrayV3Metadata:

@@ -39,7 +39,8 @@ DEFAULT_REMOTE_CONCURRENCY = 64
 
 def default_concurrency(backend: ObjectStore) -> int:
     """Threads for chunk work: one per core and one more on local disk and memory,
-    :data:`DEFAULT_REMOTE_CONCURRENCY` on a bucket.
+    :data:`DEFAULT_REMOTE_CONCURRENCY` on a bucket. The thread that asks for the chunks
+    counts as one of them: it works alongside the pool's (see ``ChunkAccess.run``).
 
     Local chunk work is CPU-bound (blosc and the file system calls of a page-cached store
     take microseconds to wait on), so threads beyond the cores only contend for them and
